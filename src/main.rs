@@ -1,0 +1,202 @@
+//! The `carthouse` command line: `serve` and `generate`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use carthouse::app::{Application, DemoOptions};
+use carthouse::config::Config;
+use carthouse::generate::{self, GenerateOptions, OutputFormat};
+
+/// carthouse: a SQL analytics server for commerce and app event streams.
+///
+/// Serve Parquet/CSV event tables (local disk or S3) over the Postgres wire protocol,
+/// and generate realistic e-commerce event data to try it on.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (Postgres wire protocol; connect with psql, JDBC, ODBC, BI tools).
+    Serve(ServeArgs),
+    /// Write synthetic e-commerce events, one hive partition per day (date=YYYY-MM-DD/).
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Config file (TOML). Command-line flags and CARTHOUSE_* variables override its keys.
+    #[arg(long, env = "CARTHOUSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address for Postgres clients [default: 127.0.0.1:5433]. Port 0 picks a free port.
+    #[arg(long, env = "CARTHOUSE_PG_ADDR")]
+    pg_addr: Option<SocketAddr>,
+    /// Directory for the catalog and the demo dataset [default: ./carthouse-data].
+    #[arg(long, env = "CARTHOUSE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Generate a demo dataset on first start (reused later) and register it as `events`.
+    #[arg(long)]
+    demo: bool,
+    /// Number of events in the demo dataset (spread over 30 days).
+    #[arg(long, default_value_t = 3_000_000, requires = "demo")]
+    demo_events: u64,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of events to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// First day (UTC), YYYY-MM-DD.
+    #[arg(long, default_value = "2026-10-01")]
+    start: NaiveDate,
+    /// Number of days; one partition per day.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Parquet)]
+    format: OutputFormat,
+    /// Random seed; the same seed and options give the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 256 * 1024)]
+    row_group_size: usize,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,datafusion_postgres=warn,pgwire=warn")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Generate(args) => generate_cmd(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(addr) = args.pg_addr {
+        config.server.pg_addr = addr;
+    }
+    if let Some(dir) = args.data_dir {
+        config.server.data_dir = dir;
+    }
+    let demo = args.demo.then(|| DemoOptions {
+        events: args.demo_events,
+        seed: 42,
+        progress: true,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let app = Application::build(config, demo).await?;
+        let addr = app.pg_addr();
+        let (trigger, shutdown) = carthouse::shutdown::channel();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            trigger.trigger();
+        });
+        eprintln!(
+            "carthouse is ready. Connect with:\n  psql -h {} -p {} -U carthouse carthouse",
+            addr.ip(),
+            addr.port()
+        );
+        // The machine-readable ready line (tests and scripts wait for it).
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "carthouse ready: postgres={addr}")?;
+        out.flush()?;
+        drop(out);
+        app.run_until_stopped(shutdown).await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
+    let opts = GenerateOptions {
+        events: args.events,
+        start: args.start,
+        days: args.days,
+        out: args.out,
+        format: args.format,
+        seed: args.seed,
+        row_group_size: args.row_group_size,
+        threads: args.threads,
+        progress: true,
+    };
+    let summary = generate::generate(&opts)?;
+    let secs = summary.elapsed.as_secs_f64();
+    eprintln!(
+        "wrote {} events in {} files ({:.1} MB) to {} in {:.2}s ({:.0} events/s)",
+        summary.events,
+        summary.files,
+        summary.bytes as f64 / 1e6,
+        opts.out.display(),
+        secs,
+        summary.events as f64 / secs.max(1e-9)
+    );
+    for g in &summary.planted_groups {
+        eprintln!("planted co-purchase group: products {:?}", g.product_ids);
+    }
+    eprintln!(
+        "planted {} mispriced purchases (see {})",
+        summary.planted_anomalies.len(),
+        generate::manifest_path(&opts.out).display()
+    );
+    Ok(())
+}
