@@ -185,8 +185,8 @@ impl TableConfig {
             self.format.sql_name()
         );
         if !self.partition_by.is_empty() {
-            let cols: Vec<String> = self.partition_by.iter().map(|c| format!("\"{c}\"")).collect();
-            sql.push_str(&format!(" PARTITIONED BY ({})", cols.join(", ")));
+            // Unquoted: DataFusion compares these names with the directory names verbatim.
+            sql.push_str(&format!(" PARTITIONED BY ({})", self.partition_by.join(", ")));
         }
         sql.push_str(&format!(" LOCATION '{}'", self.location.replace('\'', "''")));
         let mut options = Vec::new();
@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(c.tables.len(), 2);
         assert_eq!(
             c.tables[0].to_create_sql(),
-            "CREATE EXTERNAL TABLE \"events\" STORED AS PARQUET PARTITIONED BY (\"date\") LOCATION 's3://shop/events/'"
+            "CREATE EXTERNAL TABLE \"events\" STORED AS PARQUET PARTITIONED BY (date) LOCATION 's3://shop/events/'"
         );
         assert_eq!(
             c.tables[1].to_create_sql(),
@@ -270,6 +270,15 @@ mod tests {
         assert!(e.contains("my.toml"), "{e}");
         assert!(e.contains("pg_adr"), "{e}");
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["docker/carthouse.toml", "carthouse.example.toml"] {
+            let c = Config::load(&root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(!c.tables.is_empty(), "{file} declares tables");
+        }
     }
 
     #[test]

@@ -13,12 +13,14 @@
 //! - [`config`]: typed, strict `carthouse.toml`.
 //! - [`generate`]: the synthetic e-commerce event generator (CLI, demo, tests, benches).
 //! - [`catalog`]: file tables, their persistence across restarts, S3 object stores.
+//! - [`functions`]: SQL functions carthouse adds (Postgres compatibility, analytics).
 //! - [`query`]: the DataFusion `SessionContext` with pg_catalog and engine options.
 //! - [`server`]: protocol front ends; [`app`] wires them together; [`shutdown`] stops them.
 
 pub mod app;
 pub mod catalog;
 pub mod config;
+pub mod functions;
 pub mod generate;
 pub mod query;
 pub mod server;

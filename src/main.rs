@@ -83,6 +83,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,datafusion_postgres=warn,pgwire=warn")),
@@ -101,6 +102,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Stack size of query worker threads (virtual memory; committed only as used).
+const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -117,10 +121,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         seed: 42,
         progress: true,
     });
+    // Queries use one partition per core (target_partitions); two more workers than cores
+    // keep accepting connections and cancel requests while every core runs a query.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores + 2)
         .enable_all()
+        // Planning walks expression trees recursively; a client's `1 + 1 + ... + 1` with
+        // thousands of terms must get an error, not overflow a 2 MiB worker stack.
+        .thread_stack_size(WORKER_STACK_BYTES)
         .build()
         .context("cannot start the async runtime")?;
+    carthouse::server::pg::install_panic_hook();
     runtime.block_on(async move {
         let app = Application::build(config, demo).await?;
         let addr = app.pg_addr();

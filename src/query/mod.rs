@@ -2,7 +2,10 @@
 //!
 //! It is set up here once: the `carthouse` catalog with its `public` schema (file tables from
 //! [`crate::catalog`]), `information_schema`, the Postgres `pg_catalog` schema and functions that
-//! BI tools ask for at connect time, and engine options for this workload.
+//! BI tools ask for at connect time, and engine options for this workload. [`guard`] holds the
+//! checks every front end runs on a statement before it is planned.
+
+pub mod guard;
 
 use std::sync::Arc;
 
@@ -41,6 +44,8 @@ pub fn build_session_context(config: &Config) -> Result<SessionContext> {
     options.execution.parquet.pruning = true;
     options.execution.listing_table_ignore_subdirectory = false;
     options.execution.collect_statistics = true;
+    // `TIMESTAMP WITH TIME ZONE` casts and `now()` are in UTC, like the event data.
+    options.execution.time_zone = Some("UTC".into());
     let runtime = RuntimeEnvBuilder::new().build_arc()?;
     let state = SessionStateBuilder::new()
         .with_config(session_config)
@@ -49,6 +54,7 @@ pub fn build_session_context(config: &Config) -> Result<SessionContext> {
         .build();
     let ctx = SessionContext::new_with_state(state);
     setup_pg_catalog(&ctx, CATALOG_NAME, Arc::new(AuthManager::default())).map_err(|e| *e)?;
+    crate::functions::register_all(&ctx);
     Ok(ctx)
 }
 

@@ -2,4 +2,6 @@
 //! catalog ([`crate::catalog`]). Each maps core errors to its protocol in one function.
 //! Today: Postgres wire protocol ([`pg`]). Arrow Flight SQL and HTTP follow.
 
+pub mod cancel;
 pub mod pg;
+pub mod pg_compat;

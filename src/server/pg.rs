@@ -39,6 +39,9 @@ use tracing::{debug, info, warn};
 use crate::catalog::{
     self, Catalog, CatalogOutcome, CatalogStatement, QueryPiece, split_catalog_statements,
 };
+use crate::server::cancel::{PgCancel, QueryCancels};
+use crate::server::pg_compat::PgCompatHook;
+use crate::query::guard::{TooComplex, check_statement_complexity};
 use crate::shutdown::Shutdown;
 
 /// The statement type datafusion-postgres stores per prepared statement. `None` as the plan
@@ -55,12 +58,13 @@ type DfStatement = (
 pub struct PgHandlers {
     service: Arc<PgService>,
     startup: Arc<PgStartup>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<PgCancel>,
 }
 
 impl PgHandlers {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(PgCompatHook),
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
@@ -71,16 +75,21 @@ impl PgHandlers {
             inner: inner.query_parser(),
         });
         let connections = Arc::new(ConnectionManager::new());
+        let queries = Arc::new(QueryCancels::default());
         Self {
             service: Arc::new(PgService {
                 inner,
                 parser,
                 catalog,
+                queries: queries.clone(),
             }),
             startup: Arc::new(PgStartup {
                 connections: connections.clone(),
             }),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            cancel: Arc::new(PgCancel {
+                pgwire: DefaultCancelHandler::new(connections),
+                queries,
+            }),
         }
     }
 }
@@ -118,8 +127,18 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, mut shutdow
                     let _ = socket.set_nodelay(true);
                     let handlers = handlers.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
-                            debug!(%addr, error = %e, "postgres connection ended with an error");
+                        // A panic while handling one client (pgwire 0.41's message decoder
+                        // panics on some truncated messages) closes that connection only.
+                        let connection = std::panic::AssertUnwindSafe(CONNECTION.scope(
+                            addr,
+                            pgwire::tokio::process_socket(socket, None, handlers),
+                        ));
+                        match futures::FutureExt::catch_unwind(connection).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                debug!(%addr, error = %e, "postgres connection ended with an error")
+                            }
+                            Err(_) => warn!(%addr, "postgres connection closed after an internal error on a malformed message"),
                         }
                     });
                 }
@@ -133,11 +152,50 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, mut shutdow
     info!("postgres listener stopped");
 }
 
+tokio::task_local! {
+    /// The client address of the connection a task serves, for [`install_panic_hook`].
+    static CONNECTION: SocketAddr;
+}
+
+/// Reports a panic inside a connection task as one error line naming the client, instead of
+/// the default panic message: the panic is caught, that connection is closed, the server goes
+/// on. Panics anywhere else keep the default report.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let Ok(addr) = CONNECTION.try_with(|a| *a) else {
+            return default(info);
+        };
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            client = %addr,
+            %location,
+            "internal error in a postgres connection, closing it (the server continues): {message}"
+        );
+    }));
+}
+
 /// Query handling: catalog DDL here, everything else to datafusion-postgres.
 pub struct PgService {
     inner: Arc<DfSessionService>,
     parser: Arc<PgParser>,
     catalog: Arc<Catalog>,
+    queries: Arc<QueryCancels>,
+}
+
+/// The key a CancelRequest names a connection by.
+fn connection_key<C: ClientInfo>(client: &C) -> (i32, Vec<u8>) {
+    let (pid, secret) = client.pid_and_secret_key();
+    (pid, secret.to_bytes().to_vec())
 }
 
 impl PgService {
@@ -164,8 +222,11 @@ impl SimpleQueryHandler for PgService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        check_statement_complexity(query).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let guard = self.queries.begin(connection_key(client));
         let Some(pieces) = split_catalog_statements(query) else {
-            return SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await;
+            let responses = SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
+            return Ok(guard.wrap_all(responses));
         };
         let mut responses = Vec::with_capacity(pieces.len());
         for piece in pieces {
@@ -178,7 +239,7 @@ impl SimpleQueryHandler for PgService {
                 ),
             }
         }
-        Ok(responses)
+        Ok(guard.wrap_all(responses))
     }
 }
 
@@ -216,7 +277,10 @@ impl ExtendedQueryHandler for PgService {
                 )))),
             };
         }
-        ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await
+        let guard = self.queries.begin(connection_key(client));
+        let response =
+            ExtendedQueryHandler::do_query(self.inner.as_ref(), client, portal, max_rows).await?;
+        Ok(guard.wrap(response))
     }
 }
 
@@ -239,10 +303,14 @@ impl QueryParser for PgParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        check_statement_complexity(sql).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         if split_catalog_statements(sql).is_some() {
             return Ok(Some((sql.to_string(), None)));
         }
-        self.inner.parse_sql(client, sql, types).await
+        match cast_typed_parameters(sql, types) {
+            Some(typed) => self.inner.parse_sql(client, &typed, types).await,
+            None => self.inner.parse_sql(client, sql, types).await,
+        }
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -256,6 +324,63 @@ impl QueryParser for PgParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         self.inner.get_result_schema(stmt, column_format)
     }
+}
+
+/// The SQL type to cast a parameter to when the client declared its type in Parse.
+fn declared_sql_type(ty: &Type) -> Option<&'static str> {
+    Some(match *ty {
+        Type::INT2 => "SMALLINT",
+        Type::INT4 => "INTEGER",
+        Type::INT8 => "BIGINT",
+        Type::FLOAT4 => "REAL",
+        Type::FLOAT8 => "DOUBLE",
+        Type::NUMERIC => "DECIMAL(38, 10)",
+        Type::BOOL => "BOOLEAN",
+        Type::DATE => "DATE",
+        Type::TIMESTAMP => "TIMESTAMP",
+        Type::TIMESTAMPTZ => "TIMESTAMP WITH TIME ZONE",
+        _ => return None,
+    })
+}
+
+/// Honours the parameter types a client declares in Parse (psycopg, pgjdbc and Npgsql do).
+///
+/// datafusion-postgres infers parameter types from the plan only, so `SELECT $1` with an int8
+/// parameter would come back as text, and a binary-encoded parameter in a position the
+/// planner cannot type would be misread. Wrapping each typed `$n` in `CAST($n AS type)` gives
+/// the planner the client's type. Works on the token stream, so placeholders inside string
+/// literals or comments are left alone. Returns `None` when nothing needs rewriting.
+fn cast_typed_parameters(sql: &str, types: &[Option<Type>]) -> Option<String> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+    let casts: Vec<Option<&str>> = types
+        .iter()
+        .map(|t| t.as_ref().and_then(declared_sql_type))
+        .collect();
+    if casts.iter().all(Option::is_none) {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
+    let mut out = String::with_capacity(sql.len() + 32);
+    let mut changed = false;
+    for token in &tokens {
+        let cast = match token {
+            Token::Placeholder(p) => p
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| casts.get(n.wrapping_sub(1)).copied().flatten()),
+            _ => None,
+        };
+        match cast {
+            Some(ty) => {
+                changed = true;
+                out.push_str(&format!("CAST({token} AS {ty})"));
+            }
+            None => out.push_str(&token.to_string()),
+        }
+    }
+    changed.then_some(out)
 }
 
 /// Startup without authentication (auth is on the roadmap), registering each connection for
@@ -326,6 +451,9 @@ pub fn sqlstate(error: &(dyn std::error::Error + 'static)) -> (&'static str, Str
             catalog::Error::Query(inner) => datafusion_sqlstate(inner),
         };
     }
+    if let Some(e) = error.downcast_ref::<TooComplex>() {
+        return ("54001", e.to_string());
+    }
     if let Some(e) = error.downcast_ref::<DataFusionError>() {
         return datafusion_sqlstate(e);
     }
@@ -361,7 +489,9 @@ fn datafusion_sqlstate(error: &DataFusionError) -> (&'static str, String) {
             }
         }
         DataFusionError::Plan(_) | DataFusionError::Execution(_) => {
-            if lower.contains("not found") && lower.contains("table") {
+            if lower.contains("unable to find factory") {
+                "0A000"
+            } else if lower.contains("not found") && lower.contains("table") {
                 "42P01"
             } else if lower.contains("already exists") {
                 "42P07"
@@ -434,6 +564,17 @@ mod tests {
         assert_eq!(code("select nope from (select 1 as a)").await, "42703");
         assert_eq!(code("select cast('abc' as int)").await, "22P02");
         assert_eq!(code("select 1/0").await, "22012");
+    }
+
+    #[test]
+    fn casts_declared_parameter_types() {
+        let sql = "select $1, '$2' as lit, x from t where y = $2 -- $1";
+        let typed = cast_typed_parameters(sql, &[Some(Type::INT8), Some(Type::TEXT)]).unwrap();
+        assert_eq!(
+            typed,
+            "select CAST($1 AS BIGINT), '$2' as lit, x from t where y = $2 -- $1"
+        );
+        assert!(cast_typed_parameters(sql, &[None, Some(Type::UNKNOWN)]).is_none());
     }
 
     #[test]

@@ -1,0 +1,16 @@
+# carthouse server image. Build: docker build -t carthouse .
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+COPY proto ./proto
+RUN cargo build --release --locked && cp target/release/carthouse /usr/local/bin/carthouse
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /usr/local/bin/carthouse /usr/local/bin/carthouse
+EXPOSE 5433
+ENTRYPOINT ["carthouse"]
+CMD ["serve", "--pg-addr", "0.0.0.0:5433", "--data-dir", "/var/lib/carthouse"]
