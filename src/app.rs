@@ -11,9 +11,9 @@ use tracing::{info, warn};
 use crate::catalog::{self, Catalog};
 use crate::config::Config;
 use crate::generate::{self, GenerateOptions};
+use crate::query;
 use crate::server::pg::{self, PgHandlers};
 use crate::shutdown::Shutdown;
-use crate::query;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

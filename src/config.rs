@@ -186,9 +186,15 @@ impl TableConfig {
         );
         if !self.partition_by.is_empty() {
             // Unquoted: DataFusion compares these names with the directory names verbatim.
-            sql.push_str(&format!(" PARTITIONED BY ({})", self.partition_by.join(", ")));
+            sql.push_str(&format!(
+                " PARTITIONED BY ({})",
+                self.partition_by.join(", ")
+            ));
         }
-        sql.push_str(&format!(" LOCATION '{}'", self.location.replace('\'', "''")));
+        sql.push_str(&format!(
+            " LOCATION '{}'",
+            self.location.replace('\'', "''")
+        ));
         let mut options = Vec::new();
         if self.format == FileFormat::Csv {
             let header = self.has_header.unwrap_or(true);
@@ -266,7 +272,9 @@ mod tests {
     #[test]
     fn unknown_key_names_key_file_and_line() {
         let text = "[server]\npg_adr = \"127.0.0.1:1\"\n";
-        let e = Config::parse(text, Path::new("my.toml")).unwrap_err().to_string();
+        let e = Config::parse(text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("my.toml"), "{e}");
         assert!(e.contains("pg_adr"), "{e}");
         assert!(e.contains("line 2"), "{e}");
@@ -284,7 +292,9 @@ mod tests {
     #[test]
     fn csv_options_rejected_on_parquet() {
         let text = "[[table]]\nname='t'\nformat='parquet'\nlocation='/x'\nhas_header=true\n";
-        let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has_header"), "{e}");
     }
 
@@ -293,7 +303,9 @@ mod tests {
         let text = "[[table]]\nname='t'\nformat='orc'\nlocation='/x'\n";
         assert!(Config::parse(text, Path::new("c.toml")).is_err());
         let text = "[[table]]\nname='t'\nformat='csv'\nlocation='/x'\n[[table]]\nname='T'\nformat='csv'\nlocation='/y'\n";
-        let e = Config::parse(text, Path::new("c.toml")).unwrap_err().to_string();
+        let e = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("twice"), "{e}");
     }
 }

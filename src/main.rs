@@ -116,14 +116,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.server.data_dir = dir;
     }
-    let demo = args.demo.then(|| DemoOptions {
+    let demo = args.demo.then_some(DemoOptions {
         events: args.demo_events,
         seed: 42,
         progress: true,
     });
     // Queries use one partition per core (target_partitions); two more workers than cores
     // keep accepting connections and cancel requests while every core runs a query.
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores + 2)
         .enable_all()

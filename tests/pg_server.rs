@@ -11,7 +11,10 @@ async fn simple_and_extended_queries() {
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path()).await;
     let client = server.connect().await;
-    client.batch_execute(&create_events_sql("events")).await.unwrap();
+    client
+        .batch_execute(&create_events_sql("events"))
+        .await
+        .unwrap();
 
     // Simple protocol.
     let rows = client
@@ -63,7 +66,10 @@ async fn errors_have_sqlstate_and_connection_survives() {
     let cases: [(&str, SqlState); 4] = [
         ("selec 1", SqlState::SYNTAX_ERROR),
         ("select * from no_such_table", SqlState::UNDEFINED_TABLE),
-        ("select no_such_column from (select 1 as a) t", SqlState::UNDEFINED_COLUMN),
+        (
+            "select no_such_column from (select 1 as a) t",
+            SqlState::UNDEFINED_COLUMN,
+        ),
         (
             "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/no/such/dir/'",
             SqlState::UNDEFINED_FILE,
@@ -75,7 +81,11 @@ async fn errors_have_sqlstate_and_connection_survives() {
         let err = client.query(sql, &[]).await.unwrap_err();
         assert_eq!(err.code(), Some(&state), "extended {sql}: {err:?}");
         // The connection is still usable.
-        let one: i64 = client.query_one("select 1::bigint", &[]).await.unwrap().get(0);
+        let one: i64 = client
+            .query_one("select 1::bigint", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(one, 1);
     }
     let err = client
@@ -92,12 +102,24 @@ async fn catalog_survives_restart_and_drop_is_persisted() {
     let server = TestServer::start(data.path()).await;
     let client = server.connect().await;
     // Through the extended protocol, as psycopg and JDBC send DDL.
-    client.execute(&create_events_sql("kept"), &[]).await.unwrap();
-    client.batch_execute(&create_events_sql("dropped")).await.unwrap();
+    client
+        .execute(&create_events_sql("kept"), &[])
+        .await
+        .unwrap();
+    client
+        .batch_execute(&create_events_sql("dropped"))
+        .await
+        .unwrap();
     client.batch_execute("DROP TABLE dropped").await.unwrap();
-    let err = client.batch_execute("DROP TABLE dropped").await.unwrap_err();
+    let err = client
+        .batch_execute("DROP TABLE dropped")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
-    client.batch_execute("DROP TABLE IF EXISTS dropped").await.unwrap();
+    client
+        .batch_execute("DROP TABLE IF EXISTS dropped")
+        .await
+        .unwrap();
     server.stop().await;
 
     let server = TestServer::start(data.path()).await;
@@ -108,7 +130,10 @@ async fn catalog_survives_restart_and_drop_is_persisted() {
         .unwrap()
         .get(0);
     assert_eq!(n, 30_000);
-    let err = client.query("select * from dropped", &[]).await.unwrap_err();
+    let err = client
+        .query("select * from dropped", &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
     server.stop().await;
 }

@@ -120,7 +120,10 @@ pub fn split_catalog_statements(query: &str) -> Option<Vec<QueryPiece>> {
                 } = *s
                 {
                     pieces.push(QueryPiece::Catalog(CatalogStatement::DropTables {
-                        names: names.iter().map(|n| normalize_name(&n.to_string())).collect(),
+                        names: names
+                            .iter()
+                            .map(|n| normalize_name(&n.to_string()))
+                            .collect(),
                         if_exists,
                     }));
                 }
@@ -303,9 +306,11 @@ mod tests {
         )
         .unwrap();
         match &p[..] {
-            [QueryPiece::Catalog(CatalogStatement::CreateExternal {
-                name, locations, ..
-            })] => {
+            [
+                QueryPiece::Catalog(CatalogStatement::CreateExternal {
+                    name, locations, ..
+                }),
+            ] => {
                 assert_eq!(name, "events");
                 assert_eq!(locations, &vec!["/x/".to_string()]);
             }

@@ -58,12 +58,11 @@ pub fn register_s3(
     if let Some(v) = config.virtual_hosted_style {
         builder = builder.with_virtual_hosted_style_request(v);
     }
-    let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|source| {
-        Error::S3Config {
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(builder.build().map_err(|source| Error::S3Config {
             location: location.to_string(),
             source,
-        }
-    })?);
+        })?);
     let base = Url::parse(&format!("{}://{bucket}", url.scheme())).map_err(|_| {
         Error::LocationNotFound {
             location: location.to_string(),

@@ -48,7 +48,10 @@ pub fn register(ctx: &SessionContext) {
 
 /// The oid of a built-in type by any of its Postgres names, as `to_regtype` resolves them.
 pub fn type_oid(name: &str) -> Option<i32> {
-    let name = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+    let name = name
+        .trim()
+        .trim_start_matches("pg_catalog.")
+        .to_ascii_lowercase();
     Some(match name.as_str() {
         "bool" | "boolean" => 16,
         "bytea" => 17,
@@ -238,7 +241,11 @@ impl ScalarUDFImpl for ToRegtypeUdf {
             ColumnarValue::Array(array) => {
                 let names = array.as_string::<i32>();
                 let oids: datafusion::arrow::array::Int32Array = (0..names.len())
-                    .map(|i| (!names.is_null(i)).then(|| type_oid(names.value(i))).flatten())
+                    .map(|i| {
+                        (!names.is_null(i))
+                            .then(|| type_oid(names.value(i)))
+                            .flatten()
+                    })
                     .collect();
                 Ok(ColumnarValue::Array(Arc::new(oids)))
             }
@@ -269,7 +276,7 @@ impl ScalarUDFImpl for JsonBuildObjectUdf {
         &self.signature
     }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        if arg_types.len() % 2 != 0 {
+        if !arg_types.len().is_multiple_of(2) {
             return plan_err!("json_build_object: argument list must have even number of elements");
         }
         Ok(DataType::Utf8)
@@ -352,6 +359,10 @@ mod tests {
             .collect()
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("unrecognized configuration parameter"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("unrecognized configuration parameter"),
+            "{err}"
+        );
     }
 }

@@ -28,8 +28,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef
 use indicatif::{ProgressBar, ProgressStyle};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
@@ -212,7 +212,9 @@ pub fn generate(opts: &GenerateOptions) -> Result<Summary> {
     };
 
     let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         opts.threads
     }
@@ -273,7 +275,8 @@ struct DayPlan {
     index: usize,
     date: NaiveDate,
     events: u64,
-    anomalies: u32,
+    /// Global indices of the anomalies planted this day (even: 10×, odd: 0.1×).
+    anomalies: Vec<u64>,
 }
 
 struct DayResult {
@@ -307,13 +310,13 @@ fn day_plan(opts: &GenerateOptions) -> Vec<DayPlan> {
             index: d,
             date: opts.start + chrono::Days::new(d as u64),
             events,
-            anomalies: 0,
+            anomalies: Vec::new(),
         });
     }
     let anomalies = (opts.events / 1_000_000 * ANOMALIES_PER_MILLION).max(4);
     for k in 0..anomalies {
         let d = (k as usize * 7 + 3) % plan.len();
-        plan[d].anomalies += 1;
+        plan[d].anomalies.push(k);
     }
     plan
 }
@@ -324,7 +327,9 @@ fn write_day(
     day: &DayPlan,
     progress: &ProgressBar,
 ) -> Result<DayResult> {
-    let dir = opts.out.join(format!("date={}", day.date.format("%Y-%m-%d")));
+    let dir = opts
+        .out
+        .join(format!("date={}", day.date.format("%Y-%m-%d")));
     std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
         path: dir.clone(),
         source,
@@ -341,7 +346,7 @@ fn write_day(
         .timestamp_micros();
     let mut rows = simulate_day(shop, &mut rng, day_start, day.events as usize);
     rows.sort_unstable_by_key(|r| (r.time, r.session));
-    let anomalies = plant_anomalies(shop, &mut rows, &mut rng, day.anomalies);
+    let anomalies = plant_anomalies(shop, &mut rows, &mut rng, &day.anomalies);
 
     let file = File::create(&path).map_err(|source| Error::Io {
         path: path.clone(),
@@ -353,8 +358,12 @@ fn write_day(
     };
     let schema = event_schema();
     let chunk = 64 * 1024;
-    let mut writer = EventWriter::new(opts, BufWriter::with_capacity(1 << 20, file), schema.clone())
-        .map_err(|e| encode(&e))?;
+    let mut writer = EventWriter::new(
+        opts,
+        BufWriter::with_capacity(1 << 20, file),
+        schema.clone(),
+    )
+    .map_err(|e| encode(&e))?;
     for part in rows.chunks(chunk) {
         let batch = to_batch(shop, part, &schema).map_err(|e| encode(&e))?;
         writer.write(&batch).map_err(|e| encode(&e))?;
@@ -473,12 +482,13 @@ fn gap(rng: &mut impl Rng, mean_seconds: f64) -> i64 {
     1_000_000 + (-u.ln() * mean_seconds * 1_000_000.0) as i64
 }
 
-/// Marks `count` purchases of the day as mispriced: 10× or a tenth of the usual price.
+/// Marks one purchase of the day per planted anomaly as mispriced: 10× the usual price for
+/// even anomaly indices, a tenth of it for odd ones.
 fn plant_anomalies(
     shop: &Shop,
     rows: &mut [Row],
     rng: &mut impl Rng,
-    count: u32,
+    indices: &[u64],
 ) -> Vec<PlantedAnomaly> {
     let purchases: Vec<usize> = rows
         .iter()
@@ -487,7 +497,7 @@ fn plant_anomalies(
         .map(|(i, _)| i)
         .collect();
     let mut planted = Vec::new();
-    for k in 0..count {
+    for &k in indices {
         if purchases.is_empty() {
             break;
         }
@@ -572,8 +582,8 @@ fn to_batch(
 /// A writer for one output file in the chosen format.
 enum EventWriter<W: std::io::Write + Send> {
     Parquet(Box<ArrowWriter<W>>),
-    Csv(datafusion::arrow::csv::Writer<W>),
-    Ndjson(datafusion::arrow::json::LineDelimitedWriter<W>),
+    Csv(Box<datafusion::arrow::csv::Writer<W>>),
+    Ndjson(Box<datafusion::arrow::json::LineDelimitedWriter<W>>),
 }
 
 impl<W: std::io::Write + Send> EventWriter<W> {
@@ -597,19 +607,22 @@ impl<W: std::io::Write + Send> EventWriter<W> {
                     .build();
                 EventWriter::Parquet(Box::new(ArrowWriter::try_new(out, schema, Some(props))?))
             }
-            OutputFormat::Csv => EventWriter::Csv(
+            OutputFormat::Csv => EventWriter::Csv(Box::new(
                 datafusion::arrow::csv::WriterBuilder::new()
                     .with_header(true)
                     .with_timestamp_tz_format("%Y-%m-%dT%H:%M:%S%.6fZ".to_string())
                     .build(out),
-            ),
-            OutputFormat::Ndjson => {
-                EventWriter::Ndjson(datafusion::arrow::json::LineDelimitedWriter::new(out))
-            }
+            )),
+            OutputFormat::Ndjson => EventWriter::Ndjson(Box::new(
+                datafusion::arrow::json::LineDelimitedWriter::new(out),
+            )),
         })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn write(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         match self {
             EventWriter::Parquet(w) => w.write(batch)?,
             EventWriter::Csv(w) => w.write(batch)?,
@@ -676,6 +689,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(sa.events, 20_000);
+        assert_eq!(sb.events, 20_000);
         assert_eq!(sa.files, 3);
         for day in ["2026-10-01", "2026-10-02", "2026-10-03"] {
             let fa = std::fs::read(a.path().join(format!("date={day}/part-0.csv"))).unwrap();
@@ -702,6 +716,27 @@ mod tests {
     }
 
     #[test]
+    fn anomalies_go_both_ways() {
+        let d = tempfile::tempdir().unwrap();
+        let s = generate(&GenerateOptions {
+            days: 10,
+            ..GenerateOptions::new(d.path().join("ev"), 60_000)
+        })
+        .unwrap();
+        let over = s
+            .planted_anomalies
+            .iter()
+            .filter(|a| a.price > a.normal_price)
+            .count();
+        let under = s
+            .planted_anomalies
+            .iter()
+            .filter(|a| a.price < a.normal_price)
+            .count();
+        assert!(over >= 2 && under >= 2, "over {over}, under {under}");
+    }
+
+    #[test]
     fn funnel_rates_are_realistic() {
         let shop = Shop::new(1, 200_000);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
@@ -709,7 +744,10 @@ mod tests {
         let count = |k| rows.iter().filter(|r| r.kind == k).count() as f64;
         let (views, purchases) = (count(VIEW), count(PURCHASE));
         let conversion = purchases / views;
-        assert!((0.005..0.05).contains(&conversion), "purchase/view {conversion}");
+        assert!(
+            (0.005..0.05).contains(&conversion),
+            "purchase/view {conversion}"
+        );
         assert!(count(CART) > purchases && count(REMOVE) > 0.0);
     }
 }

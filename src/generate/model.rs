@@ -17,42 +17,224 @@ struct CategorySpec {
 }
 
 const CATEGORIES: &[CategorySpec] = &[
-    CategorySpec { code: "electronics.smartphone", median_price: 280.0, weight: 9.0, brands: &["samsung", "apple", "xiaomi", "huawei", "oppo", "vivo", "realme"] },
-    CategorySpec { code: "electronics.audio.headphone", median_price: 45.0, weight: 5.0, brands: &["samsung", "apple", "sony", "jbl", "xiaomi", "sennheiser"] },
-    CategorySpec { code: "electronics.audio.acoustic", median_price: 70.0, weight: 2.0, brands: &["jbl", "sony", "yamaha", "bose"] },
-    CategorySpec { code: "electronics.video.tv", median_price: 390.0, weight: 4.0, brands: &["samsung", "lg", "sony", "philips", "xiaomi"] },
-    CategorySpec { code: "electronics.clocks", median_price: 160.0, weight: 3.0, brands: &["apple", "samsung", "garmin", "casio", "xiaomi"] },
-    CategorySpec { code: "electronics.tablet", median_price: 250.0, weight: 2.0, brands: &["apple", "samsung", "lenovo", "huawei"] },
-    CategorySpec { code: "electronics.camera.photo", median_price: 450.0, weight: 1.0, brands: &["canon", "nikon", "sony", "fujifilm"] },
-    CategorySpec { code: "computers.notebook", median_price: 620.0, weight: 4.0, brands: &["lenovo", "hp", "asus", "acer", "apple", "dell"] },
-    CategorySpec { code: "computers.desktop", median_price: 540.0, weight: 1.5, brands: &["hp", "lenovo", "dell", "asus"] },
-    CategorySpec { code: "computers.peripherals.mouse", median_price: 18.0, weight: 2.0, brands: &["logitech", "a4tech", "razer", "defender"] },
-    CategorySpec { code: "computers.peripherals.printer", median_price: 150.0, weight: 1.0, brands: &["hp", "canon", "epson", "brother"] },
-    CategorySpec { code: "computers.components.videocards", median_price: 330.0, weight: 1.5, brands: &["msi", "gigabyte", "asus", "palit"] },
-    CategorySpec { code: "appliances.kitchen.refrigerators", median_price: 480.0, weight: 3.0, brands: &["lg", "samsung", "bosch", "beko", "indesit"] },
-    CategorySpec { code: "appliances.kitchen.washer", median_price: 330.0, weight: 3.0, brands: &["lg", "samsung", "bosch", "beko", "indesit"] },
-    CategorySpec { code: "appliances.kitchen.kettle", median_price: 25.0, weight: 2.0, brands: &["tefal", "philips", "bosch", "redmond"] },
-    CategorySpec { code: "appliances.kitchen.microwave", median_price: 90.0, weight: 1.5, brands: &["samsung", "lg", "midea", "gorenje"] },
-    CategorySpec { code: "appliances.environment.vacuum", median_price: 130.0, weight: 2.5, brands: &["samsung", "philips", "dyson", "xiaomi", "karcher"] },
-    CategorySpec { code: "appliances.environment.air_conditioner", median_price: 350.0, weight: 1.0, brands: &["lg", "samsung", "midea", "ballu"] },
-    CategorySpec { code: "appliances.personal.hair_cutter", median_price: 35.0, weight: 1.0, brands: &["philips", "braun", "remington"] },
-    CategorySpec { code: "apparel.shoes", median_price: 70.0, weight: 3.0, brands: &["nike", "adidas", "puma", "reebok", "asics"] },
-    CategorySpec { code: "apparel.shoes.sneakers", median_price: 85.0, weight: 1.5, brands: &["nike", "adidas", "newbalance", "vans"] },
-    CategorySpec { code: "apparel.costume", median_price: 45.0, weight: 1.5, brands: &["nike", "adidas", "puma"] },
-    CategorySpec { code: "furniture.living_room.sofa", median_price: 410.0, weight: 1.5, brands: &["ikea", "askona", "hoff"] },
-    CategorySpec { code: "furniture.bedroom.bed", median_price: 300.0, weight: 1.0, brands: &["ikea", "askona", "ormatek"] },
-    CategorySpec { code: "kids.toys", median_price: 28.0, weight: 2.0, brands: &["lego", "hasbro", "mattel", "playmobil"] },
-    CategorySpec { code: "kids.carriage", median_price: 210.0, weight: 1.0, brands: &["chicco", "cybex", "peg-perego"] },
-    CategorySpec { code: "sport.bicycle", median_price: 290.0, weight: 1.0, brands: &["stels", "forward", "merida", "trek"] },
-    CategorySpec { code: "sport.trainer", median_price: 240.0, weight: 0.5, brands: &["torneo", "kettler", "proxima"] },
-    CategorySpec { code: "auto.accessories.player", median_price: 55.0, weight: 1.0, brands: &["pioneer", "kenwood", "sony", "alpine"] },
-    CategorySpec { code: "auto.accessories.videoregister", median_price: 60.0, weight: 1.0, brands: &["xiaomi", "neoline", "playme"] },
-    CategorySpec { code: "construction.tools.drill", median_price: 75.0, weight: 1.5, brands: &["bosch", "makita", "dewalt", "metabo"] },
-    CategorySpec { code: "construction.tools.saw", median_price: 95.0, weight: 0.5, brands: &["bosch", "makita", "dewalt"] },
-    CategorySpec { code: "accessories.bag", median_price: 30.0, weight: 1.5, brands: &["samsonite", "xiaomi", "tigernu"] },
-    CategorySpec { code: "country_yard.lawn_mower", median_price: 180.0, weight: 0.5, brands: &["bosch", "makita", "huter"] },
-    CategorySpec { code: "medicine.tools.tonometer", median_price: 40.0, weight: 0.5, brands: &["omron", "and", "microlife"] },
-    CategorySpec { code: "stationery.cartrige", median_price: 22.0, weight: 0.5, brands: &["hp", "canon", "epson"] },
+    CategorySpec {
+        code: "electronics.smartphone",
+        median_price: 280.0,
+        weight: 9.0,
+        brands: &[
+            "samsung", "apple", "xiaomi", "huawei", "oppo", "vivo", "realme",
+        ],
+    },
+    CategorySpec {
+        code: "electronics.audio.headphone",
+        median_price: 45.0,
+        weight: 5.0,
+        brands: &["samsung", "apple", "sony", "jbl", "xiaomi", "sennheiser"],
+    },
+    CategorySpec {
+        code: "electronics.audio.acoustic",
+        median_price: 70.0,
+        weight: 2.0,
+        brands: &["jbl", "sony", "yamaha", "bose"],
+    },
+    CategorySpec {
+        code: "electronics.video.tv",
+        median_price: 390.0,
+        weight: 4.0,
+        brands: &["samsung", "lg", "sony", "philips", "xiaomi"],
+    },
+    CategorySpec {
+        code: "electronics.clocks",
+        median_price: 160.0,
+        weight: 3.0,
+        brands: &["apple", "samsung", "garmin", "casio", "xiaomi"],
+    },
+    CategorySpec {
+        code: "electronics.tablet",
+        median_price: 250.0,
+        weight: 2.0,
+        brands: &["apple", "samsung", "lenovo", "huawei"],
+    },
+    CategorySpec {
+        code: "electronics.camera.photo",
+        median_price: 450.0,
+        weight: 1.0,
+        brands: &["canon", "nikon", "sony", "fujifilm"],
+    },
+    CategorySpec {
+        code: "computers.notebook",
+        median_price: 620.0,
+        weight: 4.0,
+        brands: &["lenovo", "hp", "asus", "acer", "apple", "dell"],
+    },
+    CategorySpec {
+        code: "computers.desktop",
+        median_price: 540.0,
+        weight: 1.5,
+        brands: &["hp", "lenovo", "dell", "asus"],
+    },
+    CategorySpec {
+        code: "computers.peripherals.mouse",
+        median_price: 18.0,
+        weight: 2.0,
+        brands: &["logitech", "a4tech", "razer", "defender"],
+    },
+    CategorySpec {
+        code: "computers.peripherals.printer",
+        median_price: 150.0,
+        weight: 1.0,
+        brands: &["hp", "canon", "epson", "brother"],
+    },
+    CategorySpec {
+        code: "computers.components.videocards",
+        median_price: 330.0,
+        weight: 1.5,
+        brands: &["msi", "gigabyte", "asus", "palit"],
+    },
+    CategorySpec {
+        code: "appliances.kitchen.refrigerators",
+        median_price: 480.0,
+        weight: 3.0,
+        brands: &["lg", "samsung", "bosch", "beko", "indesit"],
+    },
+    CategorySpec {
+        code: "appliances.kitchen.washer",
+        median_price: 330.0,
+        weight: 3.0,
+        brands: &["lg", "samsung", "bosch", "beko", "indesit"],
+    },
+    CategorySpec {
+        code: "appliances.kitchen.kettle",
+        median_price: 25.0,
+        weight: 2.0,
+        brands: &["tefal", "philips", "bosch", "redmond"],
+    },
+    CategorySpec {
+        code: "appliances.kitchen.microwave",
+        median_price: 90.0,
+        weight: 1.5,
+        brands: &["samsung", "lg", "midea", "gorenje"],
+    },
+    CategorySpec {
+        code: "appliances.environment.vacuum",
+        median_price: 130.0,
+        weight: 2.5,
+        brands: &["samsung", "philips", "dyson", "xiaomi", "karcher"],
+    },
+    CategorySpec {
+        code: "appliances.environment.air_conditioner",
+        median_price: 350.0,
+        weight: 1.0,
+        brands: &["lg", "samsung", "midea", "ballu"],
+    },
+    CategorySpec {
+        code: "appliances.personal.hair_cutter",
+        median_price: 35.0,
+        weight: 1.0,
+        brands: &["philips", "braun", "remington"],
+    },
+    CategorySpec {
+        code: "apparel.shoes",
+        median_price: 70.0,
+        weight: 3.0,
+        brands: &["nike", "adidas", "puma", "reebok", "asics"],
+    },
+    CategorySpec {
+        code: "apparel.shoes.sneakers",
+        median_price: 85.0,
+        weight: 1.5,
+        brands: &["nike", "adidas", "newbalance", "vans"],
+    },
+    CategorySpec {
+        code: "apparel.costume",
+        median_price: 45.0,
+        weight: 1.5,
+        brands: &["nike", "adidas", "puma"],
+    },
+    CategorySpec {
+        code: "furniture.living_room.sofa",
+        median_price: 410.0,
+        weight: 1.5,
+        brands: &["ikea", "askona", "hoff"],
+    },
+    CategorySpec {
+        code: "furniture.bedroom.bed",
+        median_price: 300.0,
+        weight: 1.0,
+        brands: &["ikea", "askona", "ormatek"],
+    },
+    CategorySpec {
+        code: "kids.toys",
+        median_price: 28.0,
+        weight: 2.0,
+        brands: &["lego", "hasbro", "mattel", "playmobil"],
+    },
+    CategorySpec {
+        code: "kids.carriage",
+        median_price: 210.0,
+        weight: 1.0,
+        brands: &["chicco", "cybex", "peg-perego"],
+    },
+    CategorySpec {
+        code: "sport.bicycle",
+        median_price: 290.0,
+        weight: 1.0,
+        brands: &["stels", "forward", "merida", "trek"],
+    },
+    CategorySpec {
+        code: "sport.trainer",
+        median_price: 240.0,
+        weight: 0.5,
+        brands: &["torneo", "kettler", "proxima"],
+    },
+    CategorySpec {
+        code: "auto.accessories.player",
+        median_price: 55.0,
+        weight: 1.0,
+        brands: &["pioneer", "kenwood", "sony", "alpine"],
+    },
+    CategorySpec {
+        code: "auto.accessories.videoregister",
+        median_price: 60.0,
+        weight: 1.0,
+        brands: &["xiaomi", "neoline", "playme"],
+    },
+    CategorySpec {
+        code: "construction.tools.drill",
+        median_price: 75.0,
+        weight: 1.5,
+        brands: &["bosch", "makita", "dewalt", "metabo"],
+    },
+    CategorySpec {
+        code: "construction.tools.saw",
+        median_price: 95.0,
+        weight: 0.5,
+        brands: &["bosch", "makita", "dewalt"],
+    },
+    CategorySpec {
+        code: "accessories.bag",
+        median_price: 30.0,
+        weight: 1.5,
+        brands: &["samsonite", "xiaomi", "tigernu"],
+    },
+    CategorySpec {
+        code: "country_yard.lawn_mower",
+        median_price: 180.0,
+        weight: 0.5,
+        brands: &["bosch", "makita", "huter"],
+    },
+    CategorySpec {
+        code: "medicine.tools.tonometer",
+        median_price: 40.0,
+        weight: 0.5,
+        brands: &["omron", "and", "microlife"],
+    },
+    CategorySpec {
+        code: "stationery.cartrige",
+        median_price: 22.0,
+        weight: 0.5,
+        brands: &["hp", "canon", "epson"],
+    },
 ];
 
 /// Share of products whose category has no code (as in the public dataset, where about a
@@ -166,7 +348,8 @@ impl Shop {
             let spec = &CATEGORIES[cat];
             let coded = rng.random::<f64>() >= NULL_CATEGORY_CODE_RATE;
             // A category without a code has its own id, like the public dataset's.
-            let category_id = 2_053_013_552_226_107_603_i64 + (cat as i64) * 17_592_186_044_417
+            let category_id = 2_053_013_552_226_107_603_i64
+                + (cat as i64) * 17_592_186_044_417
                 + if coded { 0 } else { 4_398_046_511_104 };
             let brand = if rng.random::<f64>() < NULL_BRAND_RATE {
                 None
@@ -206,9 +389,20 @@ impl Shop {
         // Planted co-purchase groups: mid-popularity products from related categories, so
         // their lift stands out from ordinary co-occurrence.
         let group_categories: [&[&str]; 3] = [
-            &["electronics.smartphone", "electronics.audio.headphone", "electronics.clocks"],
-            &["appliances.kitchen.washer", "appliances.kitchen.refrigerators"],
-            &["computers.notebook", "computers.peripherals.mouse", "accessories.bag"],
+            &[
+                "electronics.smartphone",
+                "electronics.audio.headphone",
+                "electronics.clocks",
+            ],
+            &[
+                "appliances.kitchen.washer",
+                "appliances.kitchen.refrigerators",
+            ],
+            &[
+                "computers.notebook",
+                "computers.peripherals.mouse",
+                "accessories.bag",
+            ],
         ];
         let rates = [0.0025, 0.002, 0.0015];
         let mut planted = Vec::new();
@@ -217,7 +411,10 @@ impl Shop {
         for (g, cats) in group_categories.iter().enumerate() {
             let mut members = Vec::new();
             for code in cats.iter() {
-                let cat = CATEGORIES.iter().position(|c| c.code == *code).expect("known");
+                let cat = CATEGORIES
+                    .iter()
+                    .position(|c| c.code == *code)
+                    .expect("known");
                 let list = &by_rank;
                 // The first product of this category ranked past the head of the popularity curve.
                 let start = (n_products / 20).max(1);
@@ -238,7 +435,10 @@ impl Shop {
             }
             if members.len() >= 2 {
                 planted.push(PlantedGroup {
-                    product_ids: members.iter().map(|&p| products[p as usize].product_id).collect(),
+                    product_ids: members
+                        .iter()
+                        .map(|&p| products[p as usize].product_id)
+                        .collect(),
                     session_rate: rates[g],
                 });
                 planted_members.push(members);
@@ -297,9 +497,16 @@ mod tests {
         assert_eq!(a.planted.len(), 3);
         let ids: std::collections::HashSet<i64> = a.products.iter().map(|p| p.product_id).collect();
         assert_eq!(ids.len(), a.products.len(), "product ids are unique");
-        let nulls = a.products.iter().filter(|p| p.category_code.is_none()).count() as f64;
+        let nulls = a
+            .products
+            .iter()
+            .filter(|p| p.category_code.is_none())
+            .count() as f64;
         let rate = nulls / a.products.len() as f64;
-        assert!((0.2..0.36).contains(&rate), "null category_code rate {rate}");
+        assert!(
+            (0.2..0.36).contains(&rate),
+            "null category_code rate {rate}"
+        );
     }
 
     #[test]

@@ -82,8 +82,11 @@ mod tests {
     fn allows_ordinary_and_long_in_lists() {
         check_statement_complexity("select a + b from t where x = 1 and y > 2").unwrap();
         let in_list: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
-        check_statement_complexity(&format!("select * from t where x in ({})", in_list.join(",")))
-            .unwrap();
+        check_statement_complexity(&format!(
+            "select * from t where x in ({})",
+            in_list.join(",")
+        ))
+        .unwrap();
         // Many statements, each small.
         check_statement_complexity(&"select 1 + 1;".repeat(2_000)).unwrap();
     }

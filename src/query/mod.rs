@@ -73,6 +73,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(batches[0].num_rows(), 1);
-        ctx.sql("show tables").await.unwrap().collect().await.unwrap();
+        ctx.sql("show tables")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
     }
 }

@@ -139,7 +139,10 @@ mod tests {
         let key = (7, vec![1, 2, 3, 4]);
         let guard = registry.begin(key.clone());
         // A row stream that never ends, like a long aggregation.
-        let q = QueryResponse::new(Arc::new(Vec::<FieldInfo>::new()), futures::stream::pending());
+        let q = QueryResponse::new(
+            Arc::new(Vec::<FieldInfo>::new()),
+            futures::stream::pending(),
+        );
         let Response::Query(mut q) = guard.wrap(Response::Query(q)) else {
             panic!("query response expected")
         };
@@ -148,6 +151,9 @@ mod tests {
         assert!(matches!(item, Err(PgWireError::QueryCanceled)));
         assert!(q.data_rows.next().await.is_none());
         drop(q);
-        assert!(registry.active.lock().unwrap().is_empty(), "entry removed with the stream");
+        assert!(
+            registry.active.lock().unwrap().is_empty(),
+            "entry removed with the stream"
+        );
     }
 }

@@ -39,9 +39,9 @@ use tracing::{debug, info, warn};
 use crate::catalog::{
     self, Catalog, CatalogOutcome, CatalogStatement, QueryPiece, split_catalog_statements,
 };
+use crate::query::guard::{TooComplex, check_statement_complexity};
 use crate::server::cancel::{PgCancel, QueryCancels};
 use crate::server::pg_compat::PgCompatHook;
-use crate::query::guard::{TooComplex, check_statement_complexity};
 use crate::shutdown::Shutdown;
 
 /// The statement type datafusion-postgres stores per prepared statement. `None` as the plan
@@ -138,7 +138,8 @@ pub async fn serve(listener: TcpListener, handlers: Arc<PgHandlers>, mut shutdow
                             Ok(Err(e)) => {
                                 debug!(%addr, error = %e, "postgres connection ended with an error")
                             }
-                            Err(_) => warn!(%addr, "postgres connection closed after an internal error on a malformed message"),
+                            // The panic hook has logged what happened and where.
+                            Err(_) => debug!(%addr, "postgres connection task stopped after a panic"),
                         }
                     });
                 }
@@ -225,7 +226,8 @@ impl SimpleQueryHandler for PgService {
         check_statement_complexity(query).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let guard = self.queries.begin(connection_key(client));
         let Some(pieces) = split_catalog_statements(query) else {
-            let responses = SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
+            let responses =
+                SimpleQueryHandler::do_query(self.inner.as_ref(), client, query).await?;
             return Ok(guard.wrap_all(responses));
         };
         let mut responses = Vec::with_capacity(pieces.len());
@@ -234,9 +236,8 @@ impl SimpleQueryHandler for PgService {
                 QueryPiece::Catalog(statement) => {
                     responses.push(self.run_catalog(&statement).await?)
                 }
-                QueryPiece::Sql(sql) => responses.extend(
-                    SimpleQueryHandler::do_query(self.inner.as_ref(), client, &sql).await?,
-                ),
+                QueryPiece::Sql(sql) => responses
+                    .extend(SimpleQueryHandler::do_query(self.inner.as_ref(), client, &sql).await?),
             }
         }
         Ok(guard.wrap_all(responses))
@@ -406,7 +407,10 @@ impl NoopStartupHandler for PgStartup {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         // Tableau and pgjdbc read these; pgwire's defaults do not include them.
-        for (name, value) in [("client_min_messages", "notice"), ("extra_float_digits", "1")] {
+        for (name, value) in [
+            ("client_min_messages", "notice"),
+            ("extra_float_digits", "1"),
+        ] {
             client
                 .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
                     name.to_string(),
@@ -476,7 +480,9 @@ fn datafusion_sqlstate(error: &DataFusionError) -> (&'static str, String) {
         },
         DataFusionError::NotImplemented(_) => "0A000",
         DataFusionError::ResourcesExhausted(_) => "53200",
-        DataFusionError::ObjectStore(e) if matches!(e.as_ref(), object_store::Error::NotFound { .. }) => {
+        DataFusionError::ObjectStore(e)
+            if matches!(e.as_ref(), object_store::Error::NotFound { .. }) =>
+        {
             "58P01"
         }
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => "58030",

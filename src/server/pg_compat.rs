@@ -48,7 +48,12 @@ fn answer(statement: &Statement) -> Option<Answer> {
     match statement {
         Statement::ShowVariable { variable } => {
             let words: Vec<String> = variable.iter().map(|v| v.value.to_lowercase()).collect();
-            let name = match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            let name = match words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
                 ["transaction", "isolation", "level"] => "transaction_isolation".to_string(),
                 [one] => one.to_string(),
                 _ => return None,
@@ -143,22 +148,36 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn parse(sql: &str) -> Statement {
-        Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0)
+        Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0)
     }
 
     #[test]
     fn answers_fixed_settings_and_savepoints() {
         assert!(matches!(
             answer(&parse("SHOW TRANSACTION ISOLATION LEVEL")),
-            Some(Answer::Show { value: "read committed", .. })
+            Some(Answer::Show {
+                value: "read committed",
+                ..
+            })
         ));
         assert!(matches!(
             answer(&parse("show standard_conforming_strings")),
             Some(Answer::Show { value: "on", .. })
         ));
-        assert!(matches!(answer(&parse("SAVEPOINT sp1")), Some(Answer::Tag("SAVEPOINT"))));
-        assert!(matches!(answer(&parse("RELEASE SAVEPOINT sp1")), Some(Answer::Tag("RELEASE"))));
-        assert!(matches!(answer(&parse("ROLLBACK TO SAVEPOINT sp1")), Some(Answer::Tag("ROLLBACK"))));
+        assert!(matches!(
+            answer(&parse("SAVEPOINT sp1")),
+            Some(Answer::Tag("SAVEPOINT"))
+        ));
+        assert!(matches!(
+            answer(&parse("RELEASE SAVEPOINT sp1")),
+            Some(Answer::Tag("RELEASE"))
+        ));
+        assert!(matches!(
+            answer(&parse("ROLLBACK TO SAVEPOINT sp1")),
+            Some(Answer::Tag("ROLLBACK"))
+        ));
         // Session settings stay with datafusion-postgres's SET/SHOW hook.
         assert!(answer(&parse("SHOW timezone")).is_none());
         assert!(answer(&parse("ROLLBACK")).is_none());
