@@ -4,7 +4,6 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -96,7 +95,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // carthouse's error messages already name their cause; `{e:#}` would repeat it.
+            eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -133,7 +133,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // thousands of terms must get an error, not overflow a 2 MiB worker stack.
         .thread_stack_size(WORKER_STACK_BYTES)
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     carthouse::server::pg::install_panic_hook();
     runtime.block_on(async move {
         let app = Application::build(config, demo).await?;
