@@ -497,6 +497,8 @@ fn datafusion_sqlstate(error: &DataFusionError) -> (&'static str, String) {
         DataFusionError::Plan(_) | DataFusionError::Execution(_) => {
             if lower.contains("unable to find factory") {
                 "0A000"
+            } else if lower.contains("prepared statement") && lower.contains("does not exist") {
+                "26000"
             } else if lower.contains("not found") && lower.contains("table") {
                 "42P01"
             } else if lower.contains("already exists") {

@@ -1,8 +1,9 @@
 //! Statements BI tools and drivers send that datafusion-postgres answers wrongly or not at
 //! all, answered the way Postgres 16 does: `SHOW` of fixed server settings (psqlODBC's
-//! `show transaction_isolation`, `standard_conforming_strings`), and savepoints
-//! (`SAVEPOINT`, `RELEASE`, `ROLLBACK TO`), which psycopg and SQLAlchemy issue inside
-//! transactions. carthouse's file tables are read-only, so savepoints have nothing to undo.
+//! `show transaction_isolation`, `standard_conforming_strings`), savepoints (`SAVEPOINT`,
+//! `RELEASE`, `ROLLBACK TO`), which psycopg and SQLAlchemy issue inside transactions
+//! (carthouse's file tables are read-only, so savepoints have nothing to undo), and
+//! `DEALLOCATE` of protocol-level prepared statements, which psqlODBC sends.
 
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ use datafusion_postgres::hooks::{HookClient, QueryHook};
 use pgwire::api::ClientInfo;
 use pgwire::api::Type;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::api::store::PortalStore;
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
 use crate::functions::pg_compat::setting;
 
@@ -40,8 +42,13 @@ const FIXED_SETTINGS: &[&str] = &[
 pub struct PgCompatHook;
 
 enum Answer {
-    Show { name: String, value: &'static str },
+    Show {
+        name: String,
+        value: &'static str,
+    },
     Tag(&'static str),
+    /// `DEALLOCATE name` (`None` for `ALL`).
+    Deallocate(Option<String>),
 }
 
 fn answer(statement: &Statement) -> Option<Answer> {
@@ -64,6 +71,10 @@ fn answer(statement: &Statement) -> Option<Answer> {
             let value = setting(&name)?;
             Some(Answer::Show { name, value })
         }
+        Statement::Deallocate { name, .. } if name.value.eq_ignore_ascii_case("all") => {
+            Some(Answer::Deallocate(None))
+        }
+        Statement::Deallocate { name, .. } => Some(Answer::Deallocate(Some(name.value.clone()))),
         Statement::Savepoint { .. } => Some(Answer::Tag("SAVEPOINT")),
         Statement::ReleaseSavepoint { .. } => Some(Answer::Tag("RELEASE")),
         Statement::Rollback {
@@ -73,9 +84,25 @@ fn answer(statement: &Statement) -> Option<Answer> {
     }
 }
 
-fn respond(answer: Answer) -> PgWireResult<Response> {
+/// Answers a statement, or `None` to leave it to the next hook and the engine (a `DEALLOCATE`
+/// of a name that is not a protocol-level statement: DataFusion's `PREPARE` namespace).
+fn respond(answer: Answer, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
+    match answer {
+        Answer::Deallocate(None) => Some(Ok(Response::Execution(Tag::new("DEALLOCATE ALL")))),
+        Answer::Deallocate(Some(name)) => {
+            let store = client.portal_store();
+            store.get_statement(&name)?;
+            store.rm_statement(&name);
+            Some(Ok(Response::Execution(Tag::new("DEALLOCATE"))))
+        }
+        other => Some(respond_fixed(other)),
+    }
+}
+
+fn respond_fixed(answer: Answer) -> PgWireResult<Response> {
     match answer {
         Answer::Tag(tag) => Ok(Response::Execution(Tag::new(tag))),
+        Answer::Deallocate(_) => Ok(Response::Execution(Tag::new("DEALLOCATE"))),
         Answer::Show { name, value } => {
             let fields = Arc::new(vec![FieldInfo::new(
                 name,
@@ -98,7 +125,7 @@ fn respond(answer: Answer) -> PgWireResult<Response> {
 fn plan_for(answer: &Answer) -> PgWireResult<LogicalPlan> {
     let schema = match answer {
         Answer::Show { name, .. } => Schema::new(vec![Field::new(name, DataType::Utf8, false)]),
-        Answer::Tag(_) => Schema::empty(),
+        Answer::Tag(_) | Answer::Deallocate(_) => Schema::empty(),
     };
     let schema = Arc::new(schema)
         .to_dfschema()
@@ -115,9 +142,9 @@ impl QueryHook for PgCompatHook {
         &self,
         statement: &Statement,
         _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        answer(statement).map(respond)
+        respond(answer(statement)?, client)
     }
 
     async fn handle_extended_parse_query(
@@ -135,9 +162,24 @@ impl QueryHook for PgCompatHook {
         _plan: &LogicalPlan,
         _params: &ParamValues,
         _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        answer(statement).map(respond)
+        let answer = answer(statement)?;
+        let name = match &answer {
+            Answer::Deallocate(Some(name)) => Some(name.clone()),
+            _ => None,
+        };
+        // The parse step already claimed the statement, so an unknown name is answered here.
+        Some(respond(answer, client).unwrap_or_else(|| {
+            Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "ERROR".into(),
+                "26000".into(),
+                format!(
+                    "prepared statement \"{}\" does not exist",
+                    name.unwrap_or_default()
+                ),
+            ))))
+        }))
     }
 }
 
@@ -178,6 +220,13 @@ mod tests {
             answer(&parse("ROLLBACK TO SAVEPOINT sp1")),
             Some(Answer::Tag("ROLLBACK"))
         ));
+        assert!(matches!(
+            answer(&parse("DEALLOCATE ALL")),
+            Some(Answer::Deallocate(None))
+        ));
+        assert!(
+            matches!(answer(&parse("DEALLOCATE p1")), Some(Answer::Deallocate(Some(n))) if n == "p1")
+        );
         // Session settings stay with datafusion-postgres's SET/SHOW hook.
         assert!(answer(&parse("SHOW timezone")).is_none());
         assert!(answer(&parse("ROLLBACK")).is_none());
