@@ -12,13 +12,15 @@ use crate::catalog::{self, Catalog};
 use crate::config::Config;
 use crate::generate::{self, GenerateOptions};
 use crate::query;
+use crate::server::flight;
 use crate::server::pg::{self, PgHandlers};
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot listen for postgres clients on {addr}: {source}")]
+    #[error("cannot listen for {protocol} clients on {addr}: {source}")]
     Bind {
+        protocol: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -52,6 +54,8 @@ pub const DEMO_TABLE: &str = "events";
 pub struct Application {
     pg_listener: TcpListener,
     pg_addr: SocketAddr,
+    flight_listener: TcpListener,
+    flight_addr: SocketAddr,
     catalog: Arc<Catalog>,
 }
 
@@ -70,16 +74,13 @@ impl Application {
         if let Some(demo) = demo {
             register_demo(&catalog, data_dir, &demo).await?;
         }
-        let addr = config.server.pg_addr;
-        let pg_listener = pg::bind(addr)
-            .await
-            .map_err(|source| Error::Bind { addr, source })?;
-        let pg_addr = pg_listener
-            .local_addr()
-            .map_err(|source| Error::Bind { addr, source })?;
+        let (pg_listener, pg_addr) = bind("postgres", config.server.pg_addr).await?;
+        let (flight_listener, flight_addr) = bind("flight sql", config.server.flight_addr).await?;
         Ok(Self {
             pg_listener,
             pg_addr,
+            flight_listener,
+            flight_addr,
             catalog,
         })
     }
@@ -89,6 +90,11 @@ impl Application {
         self.pg_addr
     }
 
+    /// The address the Flight SQL listener is bound to.
+    pub fn flight_addr(&self) -> SocketAddr {
+        self.flight_addr
+    }
+
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
     }
@@ -96,8 +102,20 @@ impl Application {
     /// Serves until `shutdown` fires.
     pub async fn run_until_stopped(self, shutdown: Shutdown) {
         let handlers = Arc::new(PgHandlers::new(self.catalog.clone()));
-        pg::serve(self.pg_listener, handlers, shutdown).await;
+        let flight = flight::serve(self.flight_listener, self.catalog.clone(), shutdown.clone());
+        tokio::join!(pg::serve(self.pg_listener, handlers, shutdown), flight);
     }
+}
+
+async fn bind(protocol: &'static str, addr: SocketAddr) -> Result<(TcpListener, SocketAddr)> {
+    let err = |source| Error::Bind {
+        protocol,
+        addr,
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
 }
 
 /// Generates the demo dataset unless a complete one is there, and registers it as `events`.

@@ -28,6 +28,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
+pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
 pub const DEFAULT_DATA_DIR: &str = "./carthouse-data";
 
 /// The whole configuration file.
@@ -47,6 +48,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the Postgres wire protocol listener.
     pub pg_addr: SocketAddr,
+    /// Address of the Arrow Flight SQL listener.
+    pub flight_addr: SocketAddr,
     /// Where carthouse keeps its catalog and the demo dataset.
     pub data_dir: PathBuf,
     /// Number of partitions DataFusion plans with; 0 means one per CPU core.
@@ -57,6 +60,9 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             pg_addr: DEFAULT_PG_ADDR.parse().expect("constant address parses"),
+            flight_addr: DEFAULT_FLIGHT_ADDR
+                .parse()
+                .expect("constant address parses"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             target_partitions: 0,
         }
@@ -221,6 +227,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     Config {
         server: ServerConfig {
             pg_addr: "127.0.0.1:0".parse().expect("constant address parses"),
+            flight_addr: "127.0.0.1:0".parse().expect("constant address parses"),
             data_dir: data_dir.to_path_buf(),
             target_partitions: 0,
         },

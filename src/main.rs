@@ -14,8 +14,8 @@ use carthouse::generate::{self, GenerateOptions, OutputFormat};
 
 /// carthouse: a SQL analytics server for commerce and app event streams.
 ///
-/// Serve Parquet/CSV event tables (local disk or S3) over the Postgres wire protocol,
-/// and generate realistic e-commerce event data to try it on.
+/// Serve Parquet/CSV event tables (local disk or S3) over the Postgres wire protocol and
+/// Arrow Flight SQL, and generate realistic e-commerce event data to try it on.
 #[derive(Parser)]
 #[command(version, propagate_version = true)]
 struct Cli {
@@ -25,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the server (Postgres wire protocol; connect with psql, JDBC, ODBC, BI tools).
+    /// Start the server: Postgres wire protocol (psql, JDBC, ODBC, BI tools) and Arrow Flight
+    /// SQL (ADBC, pyarrow).
     Serve(ServeArgs),
     /// Write synthetic e-commerce events, one hive partition per day (date=YYYY-MM-DD/).
     Generate(GenerateArgs),
@@ -39,6 +40,9 @@ struct ServeArgs {
     /// Address for Postgres clients [default: 127.0.0.1:5433]. Port 0 picks a free port.
     #[arg(long, env = "CARTHOUSE_PG_ADDR")]
     pg_addr: Option<SocketAddr>,
+    /// Address for Arrow Flight SQL clients (ADBC, pyarrow) [default: 127.0.0.1:50051].
+    #[arg(long, env = "CARTHOUSE_FLIGHT_ADDR")]
+    flight_addr: Option<SocketAddr>,
     /// Directory for the catalog and the demo dataset [default: ./carthouse-data].
     #[arg(long, env = "CARTHOUSE_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -113,6 +117,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.pg_addr {
         config.server.pg_addr = addr;
     }
+    if let Some(addr) = args.flight_addr {
+        config.server.flight_addr = addr;
+    }
     if let Some(dir) = args.data_dir {
         config.server.data_dir = dir;
     }
@@ -138,6 +145,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let app = Application::build(config, demo).await?;
         let addr = app.pg_addr();
+        let flight_addr = app.flight_addr();
         let (trigger, shutdown) = carthouse::shutdown::channel();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -145,13 +153,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             trigger.trigger();
         });
         eprintln!(
-            "carthouse is ready. Connect with:\n  psql -h {} -p {} -U carthouse carthouse",
+            "carthouse is ready. Connect with:\n  psql -h {} -p {} -U carthouse carthouse\n  \
+             adbc_driver_flightsql.dbapi.connect(\"grpc://{flight_addr}\")",
             addr.ip(),
             addr.port()
         );
         // The machine-readable ready line (tests and scripts wait for it).
         let mut out = std::io::stdout().lock();
-        writeln!(out, "carthouse ready: postgres={addr}")?;
+        writeln!(out, "carthouse ready: postgres={addr} flight={flight_addr}")?;
         out.flush()?;
         drop(out);
         app.run_until_stopped(shutdown).await;

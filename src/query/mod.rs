@@ -5,6 +5,7 @@
 //! BI tools ask for at connect time, and engine options for this workload. [`guard`] holds the
 //! checks every front end runs on a statement before it is planned.
 
+pub mod errors;
 pub mod guard;
 
 use std::sync::Arc;
@@ -44,6 +45,9 @@ pub fn build_session_context(config: &Config) -> Result<SessionContext> {
     options.execution.parquet.pruning = true;
     options.execution.listing_table_ignore_subdirectory = false;
     options.execution.collect_statistics = true;
+    // Strings read from Parquet as plain Utf8, not Utf8View: Flight SQL clients get the same
+    // Arrow types DuckDB and pyarrow give for the same files. (Issue 6 measures the cost.)
+    options.execution.parquet.schema_force_view_types = false;
     // `TIMESTAMP WITH TIME ZONE` casts and `now()` are in UTC, like the event data.
     options.execution.time_zone = Some("UTC".into());
     let runtime = RuntimeEnvBuilder::new().build_arc()?;

@@ -11,8 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::error::DataFusionError;
-use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -37,9 +35,10 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::catalog::{
-    self, Catalog, CatalogOutcome, CatalogStatement, QueryPiece, split_catalog_statements,
+    Catalog, CatalogOutcome, CatalogStatement, QueryPiece, split_catalog_statements,
 };
-use crate::query::guard::{TooComplex, check_statement_complexity};
+use crate::query::errors::{ErrorKind, classify};
+use crate::query::guard::check_statement_complexity;
 use crate::server::cancel::{PgCancel, QueryCancels};
 use crate::server::pg_compat::PgCompatHook;
 use crate::shutdown::Shutdown;
@@ -443,106 +442,34 @@ impl ErrorHandler for SqlStateMapper {
 }
 
 /// The SQLSTATE and message for an error raised while handling a query: the one place where
-/// engine and catalog errors become Postgres errors.
+/// classified errors ([`crate::query::errors`]) become Postgres errors.
 pub fn sqlstate(error: &(dyn std::error::Error + 'static)) -> (&'static str, String) {
-    if let Some(e) = error.downcast_ref::<catalog::Error>() {
-        return match e {
-            catalog::Error::LocationNotFound { .. } => ("58P01", e.to_string()),
-            catalog::Error::LocationUnreadable { .. } => ("58030", e.to_string()),
-            catalog::Error::S3Config { .. } => ("22023", e.to_string()),
-            catalog::Error::TableNotFound { .. } => ("42P01", e.to_string()),
-            catalog::Error::Store(_) => ("58030", e.to_string()),
-            catalog::Error::Query(inner) => datafusion_sqlstate(inner),
-        };
-    }
-    if let Some(e) = error.downcast_ref::<TooComplex>() {
-        return ("54001", e.to_string());
-    }
-    if let Some(e) = error.downcast_ref::<DataFusionError>() {
-        return datafusion_sqlstate(e);
-    }
-    if let Some(e) = error.downcast_ref::<ParserError>() {
-        return ("42601", e.to_string());
-    }
-    ("XX000", error.to_string())
-}
-
-fn datafusion_sqlstate(error: &DataFusionError) -> (&'static str, String) {
-    let root = error.find_root();
-    let message = root.strip_backtrace();
-    let lower = message.to_ascii_lowercase();
-    let code = match root {
-        DataFusionError::SQL(..) => "42601",
-        DataFusionError::SchemaError(e, _) => match e.as_ref() {
-            datafusion::common::SchemaError::FieldNotFound { .. } => "42703",
-            datafusion::common::SchemaError::AmbiguousReference { .. } => "42702",
-            _ => "42P16",
-        },
-        DataFusionError::NotImplemented(_) => "0A000",
-        DataFusionError::ResourcesExhausted(_) => "53200",
-        DataFusionError::ObjectStore(e)
-            if matches!(e.as_ref(), object_store::Error::NotFound { .. }) =>
-        {
-            "58P01"
-        }
-        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => "58030",
-        DataFusionError::ArrowError(e, _) => arrow_sqlstate(e),
-        DataFusionError::External(e) => {
-            if let Some(a) = e.downcast_ref::<datafusion::arrow::error::ArrowError>() {
-                arrow_sqlstate(a)
-            } else {
-                "XX000"
-            }
-        }
-        DataFusionError::Plan(_) | DataFusionError::Execution(_) => {
-            if lower.contains("unable to find factory") {
-                "0A000"
-            } else if lower.contains("prepared statement") && lower.contains("does not exist") {
-                "26000"
-            } else if lower.contains("not found") && lower.contains("table") {
-                "42P01"
-            } else if lower.contains("already exists") {
-                "42P07"
-            } else if lower.contains("invalid function") || lower.contains("no function matches") {
-                "42883"
-            } else if lower.contains("cannot cast")
-                || lower.contains("cannot be cast")
-                || lower.contains("cannot parse")
-                || lower.contains("invalid input syntax")
-            {
-                "22P02"
-            } else if lower.contains("divide by zero") || lower.contains("division by zero") {
-                "22012"
-            } else if lower.contains("coerc")
-                || lower.contains("type")
-                || lower.contains("does not support")
-                || lower.contains("unsupported")
-            {
-                "42804"
-            } else if lower.contains("parameter") || lower.contains("placeholder") {
-                "08P01"
-            } else if matches!(root, DataFusionError::Plan(_)) {
-                "42P10"
-            } else {
-                "XX000"
-            }
-        }
-        DataFusionError::Configuration(_) => "22023",
-        _ => "XX000",
+    use ErrorKind as K;
+    let (kind, message) = classify(error);
+    let code = match kind {
+        K::Syntax => "42601",
+        K::UndefinedTable => "42P01",
+        K::UndefinedColumn => "42703",
+        K::AmbiguousColumn => "42702",
+        K::UndefinedFunction => "42883",
+        K::UndefinedPreparedStatement => "26000",
+        K::DuplicateTable => "42P07",
+        K::DatatypeMismatch => "42804",
+        K::InvalidText => "22P02",
+        K::DivisionByZero => "22012",
+        K::NumericOverflow => "22003",
+        K::InvalidParameter => "08P01",
+        K::InvalidArgument => "22023",
+        K::FileNotFound => "58P01",
+        K::Io => "58030",
+        K::NotSupported => "0A000",
+        K::TooComplex => "54001",
+        K::ResourcesExhausted => "53200",
+        K::Cancelled => "57014",
+        K::OtherPlanning => "42P10",
+        K::Internal => "XX000",
     };
     (code, message)
-}
-
-fn arrow_sqlstate(e: &datafusion::arrow::error::ArrowError) -> &'static str {
-    use datafusion::arrow::error::ArrowError as A;
-    match e {
-        A::DivideByZero => "22012",
-        A::CastError(_) | A::ParseError(_) => "22P02",
-        A::ArithmeticOverflow(_) => "22003",
-        A::MemoryError(_) => "53200",
-        A::NotYetImplemented(_) => "0A000",
-        _ => "XX000",
-    }
 }
 
 /// Binds the Postgres listener (port 0 picks a free port).
@@ -554,24 +481,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn maps_engine_errors_to_sqlstate() {
-        let ctx = datafusion::prelude::SessionContext::new();
-        let code = |sql: &'static str| {
-            let ctx = ctx.clone();
-            async move {
-                let e = match ctx.sql(sql).await {
-                    Ok(df) => df.collect().await.unwrap_err(),
-                    Err(e) => e,
-                };
-                datafusion_sqlstate(&e).0
-            }
-        };
-        assert_eq!(code("selec 1").await, "42601");
-        assert_eq!(code("select * from nope").await, "42P01");
-        assert_eq!(code("select nope from (select 1 as a)").await, "42703");
-        assert_eq!(code("select cast('abc' as int)").await, "22P02");
-        assert_eq!(code("select 1/0").await, "22012");
+    #[test]
+    fn maps_kinds_to_sqlstate() {
+        let e = crate::query::guard::TooComplex { limit: 1 };
+        assert_eq!(sqlstate(&e).0, "54001");
     }
 
     #[test]
@@ -587,7 +500,7 @@ mod tests {
 
     #[test]
     fn maps_catalog_errors() {
-        let e = catalog::Error::LocationNotFound {
+        let e = crate::catalog::Error::LocationNotFound {
             location: "/nope".into(),
         };
         let (code, msg) = sqlstate(&e);

@@ -30,6 +30,7 @@ pub fn events_dir() -> &'static Path {
 /// A running server; stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub flight_addr: SocketAddr,
     trigger: ShutdownTrigger,
     handle: tokio::task::JoinHandle<()>,
 }
@@ -40,10 +41,12 @@ impl TestServer {
             .await
             .expect("build app");
         let addr = app.pg_addr();
+        let flight_addr = app.flight_addr();
         let (trigger, shutdown) = shutdown::channel();
         let handle = tokio::spawn(app.run_until_stopped(shutdown));
         Self {
             addr,
+            flight_addr,
             trigger,
             handle,
         }

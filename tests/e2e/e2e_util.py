@@ -55,7 +55,7 @@ EVENT_PG_TYPES = {
     "date": "text",
 }
 
-READY_RE = re.compile(r"carthouse ready: postgres=(\S+):(\d+)\s*$")
+READY_RE = re.compile(r"carthouse ready: postgres=(\S+):(\d+) flight=(\S+):(\d+)\s*$")
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 
@@ -202,6 +202,7 @@ class CarthouseServer:
         ALL_SERVERS.append(self)
         self.host: str | None = None
         self.port: int | None = None
+        self.flight_port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.stderr_path: Path | None = None
         self.stdout_lines: list[str] = []
@@ -213,7 +214,7 @@ class CarthouseServer:
 
     # ----------------------------------------------------------------- lifecycle
     def argv(self) -> list[str]:
-        args = [self.bin_path, "serve", "--pg-addr", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        args = [self.bin_path, "serve", "--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
         if self.config is not None:
             args += ["--config", str(self.config)]
         return args + self.extra_args
@@ -250,6 +251,7 @@ class CarthouseServer:
                 m = READY_RE.search(line)
                 if m and not ready.is_set():
                     found["host"], found["port"] = m.group(1), int(m.group(2))
+                    found["flight_port"] = int(m.group(4))
                     ready.set()
             ready.set()  # EOF: wake the waiter
 
@@ -277,6 +279,7 @@ class CarthouseServer:
                 pytrace=False,
             )
         self.host, self.port = str(found["host"]), int(found["port"])
+        self.flight_port = int(found["flight_port"])
         if self.host not in ("127.0.0.1", "localhost"):
             self._kill()
             pytest.fail(f"server bound to {self.host}, expected 127.0.0.1\n{self.describe()}", pytrace=False)
@@ -372,6 +375,10 @@ class CarthouseServer:
     def dsn(self) -> str:
         return (f"host=127.0.0.1 port={self.port} user=carthouse dbname=carthouse "
                 f"sslmode=disable connect_timeout=10")
+
+    @property
+    def flight_uri(self) -> str:
+        return f"grpc://127.0.0.1:{self.flight_port}"
 
     @property
     def url(self) -> str:

@@ -39,11 +39,11 @@ _carthouse_install_deps() {
         python3 -m venv "$E2E_VENV"
     fi
     export E2E_PYTHON="$E2E_VENV/bin/python"
-    if ! "$E2E_PYTHON" -c 'import pytest, pytest_timeout, psycopg, sqlalchemy, duckdb, pyarrow, pytz, moto, boto3, flask_cors' \
+    if ! "$E2E_PYTHON" -c 'import pytest, pytest_timeout, psycopg, sqlalchemy, duckdb, pyarrow, pytz, moto, boto3, flask_cors, adbc_driver_flightsql' \
             >/dev/null 2>&1 || [ ! -x "$E2E_VENV/bin/moto_server" ]; then
         echo "install-deps: pip install into $E2E_VENV" >&2
         "$E2E_PYTHON" -m pip install -q --disable-pip-version-check \
-            pytest pytest-timeout 'psycopg[binary]' sqlalchemy duckdb pyarrow pytz 'moto[server]' boto3 \
+            pytest pytest-timeout 'psycopg[binary]' sqlalchemy duckdb pyarrow pytz 'moto[server]' boto3 adbc-driver-flightsql adbc-driver-manager \
             </dev/null
     fi
     echo "install-deps: ok (venv $E2E_VENV)" >&2
