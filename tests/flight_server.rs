@@ -149,3 +149,94 @@ async fn errors_map_to_grpc_codes() {
     assert_eq!(fetch(&mut c, info).await.unwrap()[0].num_rows(), 1);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_statistics_actions() {
+    use arrow_flight::Action;
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    use carthouse::server::flight::actions::{SERVER_STATISTICS, TABLE_STATISTICS, proto};
+    use prost::Message;
+
+    let data = tempfile::tempdir().unwrap();
+    let server = TestServer::start(data.path()).await;
+    let mut sql = client(&server).await;
+    sql.execute_update(create_events_sql("events"), None)
+        .await
+        .unwrap();
+
+    let channel = Channel::from_shared(format!("http://{}", server.flight_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut c = FlightServiceClient::new(channel);
+    let listed: Vec<String> = c
+        .list_actions(arrow_flight::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .map_ok(|a| a.r#type)
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(listed.contains(&TABLE_STATISTICS.to_string()), "{listed:?}");
+
+    let action = |r#type: &str, body: Vec<u8>| Action {
+        r#type: r#type.into(),
+        body: body.into(),
+    };
+    let mut results = c
+        .do_action(action(
+            TABLE_STATISTICS,
+            proto::TableStatisticsRequest {
+                table: "events".into(),
+            }
+            .encode_to_vec(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let result = results.message().await.unwrap().unwrap();
+    let stats = proto::TableStatistics::decode(result.body).unwrap();
+    assert_eq!(stats.num_rows, Some(30_000));
+    assert!(stats.exact);
+    let price = stats.columns.iter().find(|c| c.name == "price").unwrap();
+    assert_eq!(price.null_count, Some(0));
+    let (min, max): (f64, f64) = (
+        price.min.as_ref().unwrap().parse().unwrap(),
+        price.max.as_ref().unwrap().parse().unwrap(),
+    );
+    assert!(0.0 < min && min < max, "price min {min} max {max}");
+
+    let mut results = c
+        .do_action(action(
+            SERVER_STATISTICS,
+            proto::ServerStatisticsRequest {}.encode_to_vec(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let server_stats =
+        proto::ServerStatistics::decode(results.message().await.unwrap().unwrap().body).unwrap();
+    assert_eq!(server_stats.tables, 1);
+    assert_eq!(server_stats.version, env!("CARGO_PKG_VERSION"));
+
+    // An unknown table and an unknown action are clear errors.
+    let e = c
+        .do_action(action(
+            TABLE_STATISTICS,
+            proto::TableStatisticsRequest {
+                table: "nope".into(),
+            }
+            .encode_to_vec(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = c
+        .do_action(action("no.such.action", vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unimplemented);
+    server.stop().await;
+}

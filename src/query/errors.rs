@@ -97,7 +97,9 @@ pub fn classify_datafusion(error: &DataFusionError) -> (ErrorKind, String) {
                 K::NotSupported
             } else if lower.contains("prepared statement") && lower.contains("does not exist") {
                 K::UndefinedPreparedStatement
-            } else if lower.contains("not found") && lower.contains("table") {
+            } else if (lower.contains("not found") && lower.contains("table"))
+                || lower.contains("no table named")
+            {
                 K::UndefinedTable
             } else if lower.contains("already exists") {
                 K::DuplicateTable

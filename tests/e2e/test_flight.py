@@ -101,4 +101,30 @@ def test_pyarrow_flight_direct(server, duck):
         reader = cur.fetch_record_batch()
         rows = sum(b.num_rows for b in reader)
     assert rows == 1000
+    # carthouse's custom actions are listed and answer (the body is a protobuf message from
+    # proto/carthouse/v1/flight_actions.proto; the Rust tests decode its fields).
+    types = {a.type for a in client.list_actions()}
+    assert {"carthouse.ServerStatistics", "carthouse.TableStatistics"} <= types
+    request = b"\x0a" + bytes([len(b"events")]) + b"events"  # TableStatisticsRequest{table}
+    results = list(client.do_action(pf.Action("carthouse.TableStatistics", request)))
+    assert len(results) == 1 and b"event_time" in results[0].body.to_pybytes()
     server.assert_alive()
+
+
+def test_ddl_through_adbc_is_shared_and_persisted(server_factory, events_dir):
+    srv = server_factory.start(name="flight-ddl")
+    with flight_sql.connect(srv.flight_uri) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE EXTERNAL TABLE ev_flight STORED AS PARQUET PARTITIONED BY (date) "
+                    f"LOCATION '{events_dir}/'")
+        cur.fetchall()
+    # Visible to Postgres clients at once, and after a restart.
+    with srv.connect() as c:
+        assert c.execute("select count(*) from ev_flight").fetchone()[0] == u.EVENTS
+    srv.restart()
+    with flight_sql.connect(srv.flight_uri) as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from ev_flight")
+        assert cur.fetchone()[0] == u.EVENTS
+        with pytest.raises(Exception) as ei:
+            cur.execute("CREATE EXTERNAL TABLE nowhere STORED AS PARQUET LOCATION '/no/such/dir/'")
+            cur.fetchall()
+        assert "NOT_FOUND" in str(ei.value) and "/no/such/dir/" in str(ei.value)

@@ -9,6 +9,8 @@
 //! encoding) is arrow-flight's; this file only adapts it to the catalog and the query engine,
 //! and maps errors to gRPC codes in one function ([`status`]).
 
+pub mod actions;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -62,6 +64,7 @@ const MAX_PREPARED: usize = 10_000;
 /// The Flight SQL service of one server.
 pub struct FlightSqlFrontEnd {
     catalog: Arc<Catalog>,
+    started: std::time::Instant,
     prepared: Mutex<HashMap<u64, Prepared>>,
     next_handle: AtomicU64,
 }
@@ -139,6 +142,7 @@ impl FlightSqlFrontEnd {
     pub fn new(catalog: Arc<Catalog>) -> Self {
         Self {
             catalog,
+            started: std::time::Instant::now(),
             prepared: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
         }
@@ -239,6 +243,10 @@ impl FlightSqlFrontEnd {
             .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
             .map(|c| c.iter().flatten().sum::<u64>() as i64)
             .sum())
+    }
+
+    fn open_prepared(&self) -> usize {
+        self.prepared.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     fn prepared(&self, handle: &[u8]) -> Result<(u64, Prepared), Status> {
@@ -586,13 +594,21 @@ impl FlightSqlService for FlightSqlFrontEnd {
         }
     }
 
-    /// Session actions the ADBC driver sends (`CloseSession` on close): carthouse keeps no
-    /// per-session state yet, so closing succeeds. Anything else is unknown.
+    /// carthouse's custom actions ([`actions`]), and the session action the ADBC driver sends
+    /// (`CloseSession` on close: carthouse keeps no per-session state yet, so closing
+    /// succeeds). Anything else is unknown.
     async fn do_action_fallback(
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        match request.get_ref().r#type.as_str() {
+        let action = request.get_ref();
+        if let Some(result) = self.custom_action(&action.r#type, &action.body).await {
+            let result = result?;
+            return Ok(Response::new(Box::pin(futures::stream::once(async {
+                Ok(result)
+            }))));
+        }
+        match action.r#type.as_str() {
             "CloseSession" => {
                 // CloseSessionResult { status: CLOSED (1) }, protobuf-encoded.
                 let body = prost::bytes::Bytes::from_static(&[0x08, 0x01]);
@@ -605,6 +621,10 @@ impl FlightSqlService for FlightSqlFrontEnd {
                 "unknown Flight action {other:?}"
             ))),
         }
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<arrow_flight::ActionType, Status>>> {
+        Some(actions::action_types().into_iter().map(Ok).collect())
     }
 
     async fn get_flight_info_catalogs(
