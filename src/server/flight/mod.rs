@@ -245,6 +245,22 @@ impl FlightSqlFrontEnd {
             .sum())
     }
 
+    /// Every (catalog, schema) of the engine, with the schema's provider.
+    fn schemas(&self) -> Vec<(String, String, Arc<dyn datafusion::catalog::SchemaProvider>)> {
+        let mut out = Vec::new();
+        for catalog_name in self.ctx().catalog_names() {
+            let Some(catalog) = self.ctx().catalog(&catalog_name) else {
+                continue;
+            };
+            for schema_name in catalog.schema_names() {
+                if let Some(schema) = catalog.schema(&schema_name) {
+                    out.push((catalog_name.clone(), schema_name, schema));
+                }
+            }
+        }
+        out
+    }
+
     fn open_prepared(&self) -> usize {
         self.prepared.lock().map(|m| m.len()).unwrap_or(0)
     }
@@ -309,6 +325,19 @@ fn flight_info(
         .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
         .with_descriptor(descriptor);
     Ok(Response::new(info))
+}
+
+/// FlightInfo for a metadata command: the ticket is the command itself.
+fn metadata_info<M: ProstMessageExt>(
+    schema: &Schema,
+    command: &M,
+    request: Request<FlightDescriptor>,
+) -> Result<Response<FlightInfo>, Status> {
+    flight_info(
+        schema,
+        command.as_any().encode_to_vec(),
+        request.into_inner(),
+    )
 }
 
 fn schema_bytes(schema: &Schema) -> Result<prost::bytes::Bytes, Status> {
@@ -632,12 +661,7 @@ impl FlightSqlService for FlightSqlFrontEnd {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        metadata_info(&query.into_builder().schema(), &query, request)
     }
 
     async fn do_get_catalogs(
@@ -657,12 +681,7 @@ impl FlightSqlService for FlightSqlFrontEnd {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        metadata_info(&query.clone().into_builder().schema(), &query, request)
     }
 
     async fn do_get_schemas(
@@ -671,12 +690,8 @@ impl FlightSqlService for FlightSqlFrontEnd {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let mut builder = query.into_builder();
-        for catalog_name in self.ctx().catalog_names() {
-            if let Some(catalog) = self.ctx().catalog(&catalog_name) {
-                for schema_name in catalog.schema_names() {
-                    builder.append(&catalog_name, schema_name);
-                }
-            }
+        for (catalog_name, schema_name, _) in self.schemas() {
+            builder.append(catalog_name, schema_name);
         }
         Ok(Response::new(one_batch(builder.build())?))
     }
@@ -686,12 +701,7 @@ impl FlightSqlService for FlightSqlFrontEnd {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        metadata_info(&query.clone().into_builder().schema(), &query, request)
     }
 
     async fn do_get_tables(
@@ -700,29 +710,20 @@ impl FlightSqlService for FlightSqlFrontEnd {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let mut builder = query.into_builder();
-        for catalog_name in self.ctx().catalog_names() {
-            let Some(catalog) = self.ctx().catalog(&catalog_name) else {
-                continue;
-            };
-            for schema_name in catalog.schema_names() {
-                let Some(schema) = catalog.schema(&schema_name) else {
+        for (catalog_name, schema_name, schema) in self.schemas() {
+            for table_name in schema.table_names() {
+                let Some(table) = schema.table(&table_name).await.map_err(|e| status(&e))? else {
                     continue;
                 };
-                for table_name in schema.table_names() {
-                    let Some(table) = schema.table(&table_name).await.map_err(|e| status(&e))?
-                    else {
-                        continue;
-                    };
-                    builder
-                        .append(
-                            &catalog_name,
-                            &schema_name,
-                            &table_name,
-                            table_type_name(table.table_type()),
-                            table.schema().as_ref(),
-                        )
-                        .map_err(flight_status)?;
-                }
+                builder
+                    .append(
+                        &catalog_name,
+                        &schema_name,
+                        &table_name,
+                        table_type_name(table.table_type()),
+                        table.schema().as_ref(),
+                    )
+                    .map_err(flight_status)?;
             }
         }
         Ok(Response::new(one_batch(builder.build())?))
@@ -733,12 +734,7 @@ impl FlightSqlService for FlightSqlFrontEnd {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        metadata_info(&query.into_builder().schema(), &query, request)
     }
 
     async fn do_get_table_types(
@@ -758,11 +754,10 @@ impl FlightSqlService for FlightSqlFrontEnd {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder(&SQL_INFO).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
+        metadata_info(
+            &query.clone().into_builder(&SQL_INFO).schema(),
+            &query,
+            request,
         )
     }
 
@@ -781,12 +776,7 @@ impl FlightSqlService for FlightSqlFrontEnd {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.into_builder(&XDBC_TYPES).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        metadata_info(&query.into_builder(&XDBC_TYPES).schema(), &query, request)
     }
 
     async fn do_get_xdbc_type_info(
