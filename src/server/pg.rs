@@ -20,16 +20,20 @@ use futures::{Sink, SinkExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::portal::PortalExecutionState;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_query_response};
 use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers, Type,
+    ClientInfo, ClientPortalStore, ConnectionManager, DEFAULT_NAME, ErrorHandler,
+    PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::startup::ParameterStatus;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
@@ -45,6 +49,8 @@ use crate::shutdown::Shutdown;
 
 /// The statement type datafusion-postgres stores per prepared statement. `None` as the plan
 /// marks a catalog statement carthouse runs itself.
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+
 type DfStatement = (
     String,
     Option<(
@@ -250,6 +256,58 @@ impl ExtendedQueryHandler for PgService {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.parser.clone()
+    }
+
+    /// Streams the rows of a query portal executed to completion (`Execute` with max_rows 0,
+    /// what psycopg and pgjdbc send). pgwire 0.41's default collects every row of such a
+    /// portal into memory before sending the first (`Portal::fetch`), so a large result costs
+    /// its whole size in server memory; this sends rows as the plan produces them. Everything
+    /// else (row-limited fetches, DDL, SET, transactions) keeps pgwire's default.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(portal))
+                if message.max_rows == 0
+                    && matches!(client.state(), PgWireConnectionState::ReadyForQuery)
+                    && matches!(
+                        &portal.statement.statement,
+                        (_, Some((SqlStatement::Query(_), _)))
+                    ) =>
+            {
+                portal
+            }
+            _ => return self._on_execute(client, message).await,
+        };
+        if !matches!(*portal.state().lock().await, PortalExecutionState::Initial) {
+            return self._on_execute(client, message).await;
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        match ExtendedQueryHandler::do_query(self, client, portal.as_ref(), 0).await? {
+            Response::Query(results) => {
+                *portal.state().lock().await = PortalExecutionState::Finished;
+                send_query_response(client, results, false).await?;
+            }
+            Response::Execution(tag) => {
+                client
+                    .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+                    .await?;
+            }
+            _ => {
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".into(),
+                    "XX000".into(),
+                    "unexpected response to a query portal".into(),
+                ))));
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
     }
 
     async fn do_query<C>(
