@@ -9,7 +9,6 @@ use std::time::Duration;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use common::{TestServer, create_events_sql};
 use futures::StreamExt;
-use tonic::transport::Channel;
 
 /// CPU seconds (user + system) this process has used, from /proc/self/stat.
 fn cpu_seconds() -> f64 {
@@ -25,11 +24,7 @@ fn cpu_seconds() -> f64 {
 async fn dropping_the_stream_stops_the_query() {
     let data = tempfile::tempdir().unwrap();
     let server = TestServer::start(data.path()).await;
-    let channel = Channel::from_shared(format!("http://{}", server.flight_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.flight_channel().await;
     let mut c = FlightSqlServiceClient::new(channel);
     c.execute_update(create_events_sql("events"), None)
         .await

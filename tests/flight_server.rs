@@ -14,11 +14,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 async fn client(server: &TestServer) -> FlightSqlServiceClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{}", server.flight_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.flight_channel().await;
     FlightSqlServiceClient::new(channel)
 }
 
@@ -164,11 +160,7 @@ async fn custom_statistics_actions() {
         .await
         .unwrap();
 
-    let channel = Channel::from_shared(format!("http://{}", server.flight_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.flight_channel().await;
     let mut c = FlightServiceClient::new(channel);
     let listed: Vec<String> = c
         .list_actions(arrow_flight::Empty {})

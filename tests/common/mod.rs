@@ -57,6 +57,15 @@ impl TestServer {
         let _ = self.handle.await;
     }
 
+    /// A gRPC channel to the Flight SQL listener.
+    pub async fn flight_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.flight_addr))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("connect to flight")
+    }
+
     pub async fn connect(&self) -> tokio_postgres::Client {
         let conn_str = format!(
             "host={} port={} user=carthouse dbname=carthouse",
