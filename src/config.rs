@@ -29,6 +29,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub const DEFAULT_PG_ADDR: &str = "127.0.0.1:5433";
 pub const DEFAULT_FLIGHT_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./carthouse-data";
 
 /// The whole configuration file.
@@ -41,6 +42,70 @@ pub struct Config {
     /// Tables registered at every start (not written to the persisted catalog).
     #[serde(rename = "table")]
     pub tables: Vec<TableConfig>,
+    /// How live tables buffer and persist.
+    pub live: LiveConfig,
+    /// Live tables declared in the config file (created at first start, kept after).
+    #[serde(rename = "live_table")]
+    pub live_tables: Vec<LiveTableConfig>,
+}
+
+/// Buffering and persistence of live tables.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Persist buffered rows to Parquet at least this often (milliseconds).
+    pub flush_interval_ms: u64,
+    /// Persist as soon as the buffers hold this many bytes.
+    pub flush_bytes: u64,
+    /// Writers wait (back-pressure) while the buffers hold more than this many bytes.
+    pub buffer_limit_bytes: u64,
+    /// HTTP ingest bodies larger than this are refused with 413.
+    pub max_request_bytes: u64,
+    /// Compact a day partition once it has this many small files.
+    pub compact_min_files: usize,
+    /// Files smaller than this count as small for compaction.
+    pub compact_file_bytes: u64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval_ms: 10_000,
+            flush_bytes: 128 << 20,
+            buffer_limit_bytes: 1 << 30,
+            max_request_bytes: 256 << 20,
+            compact_min_files: 8,
+            compact_file_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A live table declared in the config file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LiveTableConfig {
+    pub name: String,
+    /// Column definitions as in `CREATE TABLE t (...)`, e.g.
+    /// `"ts TIMESTAMP NOT NULL, user_id BIGINT NOT NULL, page TEXT"`.
+    pub columns: String,
+    /// The time column (partitioning, pruning); default: the first TIMESTAMP column.
+    #[serde(default)]
+    pub time_column: Option<String>,
+    /// Drop day partitions whose newest row is older than this many days.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+impl LiveTableConfig {
+    pub fn to_create_sql(&self) -> String {
+        format!("CREATE TABLE \"{}\" ({})", self.name, self.columns)
+    }
+
+    /// The table's stable id: config tables are recreated at every start from the same
+    /// declaration, so their WAL records and files must find them again by name.
+    pub fn id(&self) -> String {
+        format!("config-{}", self.name)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -50,6 +115,8 @@ pub struct ServerConfig {
     pub pg_addr: SocketAddr,
     /// Address of the Arrow Flight SQL listener.
     pub flight_addr: SocketAddr,
+    /// Address of the HTTP listener (ingest, SQL, health).
+    pub http_addr: SocketAddr,
     /// Where carthouse keeps its catalog and the demo dataset.
     pub data_dir: PathBuf,
     /// Number of partitions DataFusion plans with; 0 means one per CPU core.
@@ -63,6 +130,7 @@ impl Default for ServerConfig {
             flight_addr: DEFAULT_FLIGHT_ADDR
                 .parse()
                 .expect("constant address parses"),
+            http_addr: DEFAULT_HTTP_ADDR.parse().expect("constant address parses"),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             target_partitions: 0,
         }
@@ -143,6 +211,42 @@ impl Config {
 
     fn validate(&self, path: &Path) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
+        for t in &self.live_tables {
+            let err = |message: String| Error::Table {
+                path: path.to_path_buf(),
+                table: t.name.clone(),
+                message,
+            };
+            if !is_identifier(&t.name) {
+                return Err(err(
+                    "name must be a plain identifier (letters, digits, _; not starting with a digit)"
+                        .into(),
+                ));
+            }
+            if !seen.insert(t.name.to_ascii_lowercase()) {
+                return Err(err("declared twice".into()));
+            }
+            if t.columns.trim().is_empty() {
+                return Err(err("`columns` is empty".into()));
+            }
+        }
+        let l = &self.live;
+        let live_err = |message: String| Error::Parse {
+            path: path.to_path_buf(),
+            message: format!("[live] {message}"),
+        };
+        if l.flush_interval_ms == 0 {
+            return Err(live_err("flush_interval_ms must be at least 1".into()));
+        }
+        if l.buffer_limit_bytes < l.flush_bytes {
+            return Err(live_err(format!(
+                "buffer_limit_bytes ({}) must be at least flush_bytes ({})",
+                l.buffer_limit_bytes, l.flush_bytes
+            )));
+        }
+        if l.compact_min_files < 2 {
+            return Err(live_err("compact_min_files must be at least 2".into()));
+        }
         for t in &self.tables {
             let err = |message: String| Error::Table {
                 path: path.to_path_buf(),
@@ -228,6 +332,7 @@ pub fn test_config(data_dir: &Path) -> Config {
         server: ServerConfig {
             pg_addr: "127.0.0.1:0".parse().expect("constant address parses"),
             flight_addr: "127.0.0.1:0".parse().expect("constant address parses"),
+            http_addr: "127.0.0.1:0".parse().expect("constant address parses"),
             data_dir: data_dir.to_path_buf(),
             target_partitions: 0,
         },

@@ -28,7 +28,8 @@ enum Command {
     /// Start the server: Postgres wire protocol (psql, JDBC, ODBC, BI tools) and Arrow Flight
     /// SQL (ADBC, pyarrow).
     Serve(ServeArgs),
-    /// Write synthetic e-commerce events, one hive partition per day (date=YYYY-MM-DD/).
+    /// Write synthetic e-commerce events, one hive partition per day (date=YYYY-MM-DD/), or
+    /// with --to stream them into a running server's live table at a set rate.
     Generate(GenerateArgs),
 }
 
@@ -43,7 +44,11 @@ struct ServeArgs {
     /// Address for Arrow Flight SQL clients (ADBC, pyarrow) [default: 127.0.0.1:50051].
     #[arg(long, env = "CARTHOUSE_FLIGHT_ADDR")]
     flight_addr: Option<SocketAddr>,
-    /// Directory for the catalog and the demo dataset [default: ./carthouse-data].
+    /// Address for HTTP clients (ingest, SQL, health) [default: 127.0.0.1:8080].
+    #[arg(long, env = "CARTHOUSE_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
+    /// Directory for the catalog, live tables (WAL and Parquet) and the demo dataset
+    /// [default: ./carthouse-data].
     #[arg(long, env = "CARTHOUSE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Generate a demo dataset on first start (reused later) and register it as `events`.
@@ -57,8 +62,22 @@ struct ServeArgs {
 #[derive(Args)]
 struct GenerateArgs {
     /// Output directory (created if missing).
+    #[arg(long, required_unless_present = "to", conflicts_with = "to")]
+    out: Option<PathBuf>,
+    /// Stream events to a running server instead, e.g. http://127.0.0.1:8080: they go to
+    /// POST /v1/ingest/TABLE as Arrow IPC (or --format ndjson / csv), the table is created if
+    /// missing, and the achieved rate and lag are printed every second.
     #[arg(long)]
-    out: PathBuf,
+    to: Option<String>,
+    /// With --to: the live table to stream into.
+    #[arg(long, default_value = "events", requires = "to")]
+    table: String,
+    /// With --to: events per second (0 = as fast as the server takes them).
+    #[arg(long, default_value_t = 10_000, requires = "to")]
+    rate: u64,
+    /// With --to: requests in flight at once.
+    #[arg(long, default_value_t = 4, requires = "to")]
+    concurrency: usize,
     /// Number of events to write.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
@@ -120,6 +139,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.flight_addr {
         config.server.flight_addr = addr;
     }
+    if let Some(addr) = args.http_addr {
+        config.server.http_addr = addr;
+    }
     if let Some(dir) = args.data_dir {
         config.server.data_dir = dir;
     }
@@ -146,6 +168,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let app = Application::build(config, demo).await?;
         let addr = app.pg_addr();
         let flight_addr = app.flight_addr();
+        let http_addr = app.http_addr();
         let (trigger, shutdown) = carthouse::shutdown::channel();
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -154,13 +177,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         eprintln!(
             "carthouse is ready. Connect with:\n  psql -h {} -p {} -U carthouse carthouse\n  \
-             adbc_driver_flightsql.dbapi.connect(\"grpc://{flight_addr}\")",
+             adbc_driver_flightsql.dbapi.connect(\"grpc://{flight_addr}\")\n  \
+             curl http://{http_addr}/health",
             addr.ip(),
             addr.port()
         );
         // The machine-readable ready line (tests and scripts wait for it).
         let mut out = std::io::stdout().lock();
-        writeln!(out, "carthouse ready: postgres={addr} flight={flight_addr}")?;
+        writeln!(
+            out,
+            "carthouse ready: postgres={addr} flight={flight_addr} http={http_addr}"
+        )?;
         out.flush()?;
         drop(out);
         app.run_until_stopped(shutdown).await;
@@ -190,12 +217,52 @@ async fn wait_for_signal() {
     }
 }
 
+fn stream_cmd(args: GenerateArgs, url: String) -> anyhow::Result<()> {
+    use carthouse::generate::stream::{StreamFormat, StreamOptions, stream_events};
+    let format = match args.format {
+        OutputFormat::Ndjson => StreamFormat::NdJson,
+        OutputFormat::Csv => StreamFormat::Csv,
+        OutputFormat::Parquet => StreamFormat::Arrow,
+    };
+    let opts = StreamOptions {
+        url,
+        table: args.table,
+        rate: args.rate,
+        events: args.events,
+        format,
+        seed: args.seed,
+        concurrency: args.concurrency,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let summary = runtime.block_on(stream_events(&opts, |line| eprintln!("{line}")))?;
+    let secs = summary.elapsed.as_secs_f64();
+    eprintln!(
+        "streamed {} events to table {} in {secs:.2}s ({:.0} events/s); ack latency p50 {:.1} ms, p99 {:.1} ms; max lag behind schedule {:.0} ms",
+        summary.events,
+        opts.table,
+        summary.events as f64 / secs.max(1e-9),
+        summary.ack_p50_ms,
+        summary.ack_p99_ms,
+        summary.max_lag_ms
+    );
+    Ok(())
+}
+
 fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
+    if let Some(url) = args.to.clone() {
+        return stream_cmd(args, url);
+    }
+    let Some(out) = args.out else {
+        anyhow::bail!("--out (a directory) or --to (a server URL) is required");
+    };
     let opts = GenerateOptions {
         events: args.events,
         start: args.start,
         days: args.days,
-        out: args.out,
+        out,
         format: args.format,
         seed: args.seed,
         row_group_size: args.row_group_size,

@@ -6,6 +6,7 @@
 //! ([`crate::query`]) reads them; every front end sends catalog DDL here so that a table made
 //! over psql is the same table a later Flight SQL or HTTP client sees.
 
+pub mod live;
 pub mod object_stores;
 pub mod store;
 
@@ -20,8 +21,11 @@ use datafusion::sql::sqlparser::ast::{ObjectType, Statement as SqlStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use tokio::sync::Mutex;
 
-use crate::config::{Config, S3Config};
-use store::{CatalogStore, TableEntry};
+use crate::buffer::{LiveTableDef, TableData};
+use crate::config::{Config, LiveTableConfig, S3Config};
+use crate::ingest;
+use live::{LiveRuntime, LiveTableProvider};
+use store::{CatalogStore, LiveEntry, TableEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,6 +43,15 @@ pub enum Error {
     },
     #[error("table '{name}' does not exist")]
     TableNotFound { name: String },
+    #[error("table '{name}' already exists")]
+    TableExists { name: String },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot remove the data of live table '{name}': {source}")]
+    Persist {
+        name: String,
+        source: crate::persist::Error,
+    },
     #[error(transparent)]
     Query(#[from] DataFusionError),
     #[error(transparent)]
@@ -59,6 +72,15 @@ pub enum CatalogStatement {
     },
     /// `DROP TABLE [IF EXISTS] a, b`.
     DropTables { names: Vec<String>, if_exists: bool },
+    /// `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t (columns...)`: a live table.
+    CreateLive {
+        name: String,
+        sql: String,
+        if_not_exists: bool,
+        or_replace: bool,
+        /// `CREATE TABLE ... AS SELECT` (not supported yet: rejected with a hint).
+        has_query: bool,
+    },
 }
 
 /// One piece of a client query: a catalog statement or SQL for the query engine.
@@ -81,7 +103,10 @@ pub enum CatalogOutcome {
 pub fn split_catalog_statements(query: &str) -> Option<Vec<QueryPiece>> {
     // Cheap pre-check so ordinary queries are not parsed twice.
     let lower = query.to_ascii_lowercase();
-    if !(lower.contains("external") || lower.contains("drop")) {
+    if !(lower.contains("external")
+        || lower.contains("drop")
+        || (lower.contains("create") && lower.contains("table")))
+    {
         return None;
     }
     let statements = DFParser::parse_sql_with_dialect(query, &PostgreSqlDialect {}).ok()?;
@@ -128,6 +153,18 @@ pub fn split_catalog_statements(query: &str) -> Option<Vec<QueryPiece>> {
                     }));
                 }
             }
+            DFStatement::Statement(s) if matches!(s.as_ref(), SqlStatement::CreateTable(_)) => {
+                any = true;
+                if let SqlStatement::CreateTable(ct) = s.as_ref() {
+                    pieces.push(QueryPiece::Catalog(CatalogStatement::CreateLive {
+                        name: normalize_name(&ct.name.to_string()),
+                        sql: s.to_string(),
+                        if_not_exists: ct.if_not_exists,
+                        or_replace: ct.or_replace,
+                        has_query: ct.query.is_some(),
+                    }));
+                }
+            }
             other => pieces.push(QueryPiece::Sql(other.to_string())),
         }
     }
@@ -146,6 +183,7 @@ pub struct Catalog {
     s3: S3Config,
     /// Persisted definitions; the lock also serialises DDL so file writes never interleave.
     persisted: Mutex<Vec<TableEntry>>,
+    live: LiveRuntime,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -158,7 +196,7 @@ impl std::fmt::Debug for Catalog {
 
 impl Catalog {
     /// Opens the catalog of `config.server.data_dir` for `ctx` without registering anything.
-    pub fn open(ctx: SessionContext, config: &Config) -> Result<Self> {
+    pub fn open(ctx: SessionContext, config: &Config, live: LiveRuntime) -> Result<Self> {
         let store = CatalogStore::new(&config.server.data_dir);
         let persisted = store.load()?;
         Ok(Self {
@@ -166,7 +204,81 @@ impl Catalog {
             store,
             s3: config.s3.clone(),
             persisted: Mutex::new(persisted),
+            live,
         })
+    }
+
+    pub fn live(&self) -> &LiveRuntime {
+        &self.live
+    }
+
+    /// The live table `name`, for the ingest front ends.
+    pub async fn live_table(&self, name: &str) -> Result<Arc<TableData>, ingest::Error> {
+        let name = normalize_name(name);
+        let provider = self
+            .ctx
+            .table_provider(name.as_str())
+            .await
+            .map_err(|_| ingest::Error::TableNotFound { name: name.clone() })?;
+        match provider.downcast_ref::<LiveTableProvider>() {
+            Some(p) => Ok(p.data().clone()),
+            None => Err(ingest::Error::NotLive { name }),
+        }
+    }
+
+    async fn live_def_of(&self, name: &str) -> Option<Arc<LiveTableDef>> {
+        let provider = self.ctx.table_provider(name).await.ok()?;
+        provider
+            .downcast_ref::<LiveTableProvider>()
+            .map(|p| p.data().def.clone())
+    }
+
+    /// Plans a `CREATE TABLE` statement into a live table definition (nothing registered).
+    async fn plan_live(
+        &self,
+        sql: &str,
+        id: String,
+        time_column: Option<&str>,
+        retention_days: Option<u32>,
+    ) -> Result<LiveTableDef> {
+        use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+        let state = self.ctx.state();
+        let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)?;
+        let plan = state.statement_to_plan(statement).await?;
+        let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+            return Err(Error::Unsupported(format!("not a CREATE TABLE statement: {sql}")));
+        };
+        let name = create.name.table().to_string();
+        let declared = create.input.schema().as_arrow().clone();
+        Ok(live::def_from_schema(id, &name, &declared, time_column, retention_days)?)
+    }
+
+    /// Registers a live table: its data in the live-table registry, its provider in the engine,
+    /// its persisted files from the manifest.
+    async fn register_live(&self, def: LiveTableDef) -> Result<()> {
+        let def = Arc::new(def);
+        let data = self.live.ingester.tables().insert(def.clone());
+        data.set_files(self.live.persister.files_of(&def.id).await);
+        let provider = LiveTableProvider::new(data, self.live.clone());
+        if let Err(e) = self.ctx.register_table(def.name.as_str(), Arc::new(provider)) {
+            self.live.ingester.tables().remove(&def.id);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn restore_live(&self, sql: &str, entry: &LiveEntry) -> Result<()> {
+        let def = self
+            .plan_live(sql, entry.id.clone(), Some(&entry.time_column), entry.retention_days)
+            .await?;
+        self.register_live(def).await
+    }
+
+    async fn register_config_live(&self, t: &LiveTableConfig) -> Result<()> {
+        let def = self
+            .plan_live(&t.to_create_sql(), t.id(), t.time_column.as_deref(), t.retention_days)
+            .await?;
+        self.register_live(def).await
     }
 
     pub fn session_context(&self) -> &SessionContext {
@@ -183,9 +295,18 @@ impl Catalog {
                 failures.push((t.name.clone(), e));
             }
         }
+        for t in &config.live_tables {
+            if let Err(e) = self.register_config_live(t).await {
+                failures.push((t.name.clone(), e));
+            }
+        }
         let entries = self.persisted.lock().await.clone();
         for entry in entries {
-            if let Err(e) = self.register_unpersisted(&entry.sql).await {
+            let result = match &entry.live {
+                Some(live) => self.restore_live(&entry.sql, live).await,
+                None => self.register_unpersisted(&entry.sql).await,
+            };
+            if let Err(e) = result {
                 failures.push((entry.name.clone(), e));
             }
         }
@@ -230,6 +351,7 @@ impl Catalog {
                 next.push(TableEntry {
                     name: name.clone(),
                     sql: sql.clone(),
+                    live: None,
                 });
                 if let Err(e) = self.store.save(&next) {
                     // Not durable, so not created: undo the registration.
@@ -253,11 +375,75 @@ impl Catalog {
                     *persisted = next;
                 }
                 for name in names {
+                    let def = self.live_def_of(name).await;
                     self.ctx.deregister_table(name.as_str())?;
+                    if let Some(def) = def {
+                        self.drop_live_data(&def).await?;
+                    }
                 }
                 Ok(CatalogOutcome::Dropped)
             }
+            CatalogStatement::CreateLive {
+                name,
+                sql,
+                if_not_exists,
+                or_replace,
+                has_query,
+            } => {
+                if *has_query {
+                    return Err(Error::Unsupported(format!(
+                        "CREATE TABLE ... AS SELECT is not supported for live tables yet: create \
+                         '{name}' with its columns, then INSERT INTO {name} SELECT ..."
+                    )));
+                }
+                let mut persisted = self.persisted.lock().await;
+                if self.ctx.table_exist(name.as_str())? {
+                    if *if_not_exists {
+                        return Ok(CatalogOutcome::Created);
+                    }
+                    if !*or_replace {
+                        return Err(Error::TableExists { name: name.clone() });
+                    }
+                }
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let def = self.plan_live(sql, id.clone(), None, None).await?;
+                let entry = TableEntry {
+                    name: name.clone(),
+                    sql: sql.clone(),
+                    live: Some(LiveEntry {
+                        id,
+                        time_column: def.time_column_name().to_string(),
+                        retention_days: None,
+                    }),
+                };
+                let mut next = persisted.clone();
+                next.retain(|e| &e.name != name);
+                next.push(entry);
+                self.store.save(&next)?;
+                *persisted = next;
+                // OR REPLACE: the old table's data goes with it.
+                if let Some(old) = self.live_def_of(name).await {
+                    self.ctx.deregister_table(name.as_str())?;
+                    self.drop_live_data(&old).await?;
+                } else if self.ctx.table_exist(name.as_str())? {
+                    self.ctx.deregister_table(name.as_str())?;
+                }
+                self.register_live(def).await?;
+                Ok(CatalogOutcome::Created)
+            }
         }
+    }
+
+    async fn drop_live_data(&self, def: &LiveTableDef) -> Result<()> {
+        self.live.ingester.tables().remove(&def.id);
+        self.live
+            .persister
+            .drop_table(def)
+            .await
+            .map_err(|source| Error::Persist {
+                name: def.name.clone(),
+                source,
+            })
     }
 
     /// Fails early, with the location in the message, when a table's files are not there;

@@ -20,22 +20,22 @@ pub const FILE_NAME: &str = "catalog.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("catalog file {path}: {source}")]
+    #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("catalog file {path} is not a carthouse catalog (bad header)")]
-    BadHeader { path: PathBuf },
-    #[error("catalog file {path} has version {found}; this carthouse reads version {VERSION}")]
+    #[error("{path} is not a carthouse {kind} file (bad header)")]
+    BadHeader { path: PathBuf, kind: &'static str },
+    #[error("{path} has format version {found}; this carthouse reads version {VERSION}")]
     UnsupportedVersion { path: PathBuf, found: u32 },
-    #[error("catalog file {path} is corrupt: checksum {found:08x}, expected {expected:08x}")]
+    #[error("{path} is corrupt: checksum {found:08x}, expected {expected:08x}")]
     Checksum {
         path: PathBuf,
         expected: u32,
         found: u32,
     },
-    #[error("catalog file {path} has an invalid body: {source}")]
+    #[error("{path} has an invalid body: {source}")]
     Body {
         path: PathBuf,
         source: serde_json::Error,
@@ -49,6 +49,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct TableEntry {
     pub name: String,
     pub sql: String,
+    /// Set for live tables (`CREATE TABLE`): what the statement alone does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveEntry>,
+}
+
+/// The persisted part of a live table's definition beyond its `CREATE TABLE` statement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LiveEntry {
+    /// Unique per creation (WAL records and Parquet files refer to it).
+    pub id: String,
+    pub time_column: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -75,59 +88,79 @@ impl CatalogStore {
 
     /// Loads the persisted tables; a missing file is an empty catalog.
     pub fn load(&self) -> Result<Vec<TableEntry>> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(self.io(source)),
-        };
-        decode(&bytes, &self.path)
+        let body: Option<Body> = load_checksummed(&self.path, MAGIC, "catalog")?;
+        Ok(body.map(|b| b.tables).unwrap_or_default())
     }
 
     /// Atomically replaces the catalog file with `tables`.
     pub fn save(&self, tables: &[TableEntry]) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
-        let bytes = encode(tables);
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| self.io(e))?;
-        f.write_all(&bytes).map_err(|e| self.io(e))?;
-        f.sync_all().map_err(|e| self.io(e))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        let body = Body {
+            tables: tables.to_vec(),
+        };
+        save_checksummed(&self.path, MAGIC, &body)
     }
+}
 
-    fn io(&self, source: std::io::Error) -> Error {
-        Error::Io {
-            path: self.path.clone(),
+/// Atomically replaces `path` with `body` as checksummed JSON under a `MAGIC VERSION CRC`
+/// header line (temporary file, fsync, rename, directory fsync): a crash leaves the old or the
+/// new file, never a mix. Shared by the catalog and the live-table manifest.
+pub fn save_checksummed<T: Serialize>(path: &Path, magic: &str, body: &T) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let json = serde_json::to_vec_pretty(body).map_err(|source| Error::Body {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let crc = crc32fast::hash(&json);
+    let mut bytes = format!("{magic} {VERSION} {crc:08x}\n").into_bytes();
+    bytes.extend_from_slice(&json);
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(&bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads a file written by [`save_checksummed`]; `None` when it does not exist.
+pub fn load_checksummed<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    magic: &str,
+    kind: &'static str,
+) -> Result<Option<T>> {
+    match std::fs::read(path) {
+        Ok(bytes) => decode(&bytes, path, magic, kind).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Io {
+            path: path.to_path_buf(),
             source,
-        }
+        }),
     }
 }
 
-fn encode(tables: &[TableEntry]) -> Vec<u8> {
-    let body = serde_json::to_vec_pretty(&Body {
-        tables: tables.to_vec(),
-    })
-    .expect("catalog entries always serialize");
-    let crc = crc32fast::hash(&body);
-    let mut out = format!("{MAGIC} {VERSION} {crc:08x}\n").into_bytes();
-    out.extend_from_slice(&body);
-    out
-}
-
-fn decode(bytes: &[u8], path: &Path) -> Result<Vec<TableEntry>> {
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    path: &Path,
+    magic: &str,
+    kind: &'static str,
+) -> Result<T> {
     let bad = || Error::BadHeader {
         path: path.to_path_buf(),
+        kind,
     };
     let nl = bytes.iter().position(|b| *b == b'\n').ok_or_else(bad)?;
     let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| bad())?;
     let mut parts = header.split(' ');
-    if parts.next() != Some(MAGIC) {
+    if parts.next() != Some(magic) {
         return Err(bad());
     }
     let version: u32 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
@@ -150,11 +183,10 @@ fn decode(bytes: &[u8], path: &Path) -> Result<Vec<TableEntry>> {
             found,
         });
     }
-    let body: Body = serde_json::from_slice(body).map_err(|source| Error::Body {
+    serde_json::from_slice(body).map_err(|source| Error::Body {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(body.tables)
+    })
 }
 
 #[cfg(test)]
@@ -165,6 +197,7 @@ mod tests {
         vec![TableEntry {
             name: "events".into(),
             sql: "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '/x/'".into(),
+            live: None,
         }]
     }
 

@@ -11,6 +11,7 @@
 //! whatever the number of threads: each day has its own random stream.
 
 pub mod model;
+pub mod stream;
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -749,5 +750,33 @@ mod tests {
             "purchase/view {conversion}"
         );
         assert!(count(CART) > purchases && count(REMOVE) > 0.0);
+    }
+}
+
+/// Generated events stamped "now", for streaming into a running server (`generate --to`).
+pub struct LiveEvents {
+    shop: Shop,
+    rng: Xoshiro256PlusPlus,
+    schema: SchemaRef,
+}
+
+impl LiveEvents {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            shop: Shop::new(seed, 10_000_000),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            schema: event_schema(),
+        }
+    }
+
+    /// `n` events of simulated sessions, with event times within the second before `now`.
+    pub fn batch(&mut self, n: usize, now_micros: i64) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+        let day_start = now_micros - now_micros.rem_euclid(MICROS_PER_DAY);
+        let mut rows = simulate_day(&self.shop, &mut self.rng, day_start, n);
+        rows.truncate(n);
+        for r in rows.iter_mut() {
+            r.time = now_micros - self.rng.random_range(0..1_000_000);
+        }
+        to_batch(&self.shop, &rows, &self.schema)
     }
 }

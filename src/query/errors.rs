@@ -10,6 +10,7 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::parser::ParserError;
 
 use crate::catalog;
+use crate::ingest;
 use crate::query::guard::TooComplex;
 
 /// The kind of a statement error, fine enough for Postgres SQLSTATEs.
@@ -47,9 +48,15 @@ pub fn classify(error: &(dyn std::error::Error + 'static)) -> (ErrorKind, String
             catalog::Error::LocationUnreadable { .. } | catalog::Error::Store(_) => ErrorKind::Io,
             catalog::Error::S3Config { .. } => ErrorKind::InvalidArgument,
             catalog::Error::TableNotFound { .. } => ErrorKind::UndefinedTable,
+            catalog::Error::TableExists { .. } => ErrorKind::DuplicateTable,
+            catalog::Error::Unsupported(_) => ErrorKind::NotSupported,
+            catalog::Error::Persist { .. } => ErrorKind::Io,
             catalog::Error::Query(inner) => return classify_datafusion(inner),
         };
         return (kind, e.to_string());
+    }
+    if let Some(e) = error.downcast_ref::<ingest::Error>() {
+        return (classify_ingest(e), e.to_string());
     }
     if let Some(e) = error.downcast_ref::<TooComplex>() {
         return (ErrorKind::TooComplex, e.to_string());
@@ -70,6 +77,11 @@ pub fn classify(error: &(dyn std::error::Error + 'static)) -> (ErrorKind, String
 pub fn classify_datafusion(error: &DataFusionError) -> (ErrorKind, String) {
     use ErrorKind as K;
     let root = error.find_root();
+    if let DataFusionError::External(e) = root
+        && let Some(i) = e.downcast_ref::<ingest::Error>()
+    {
+        return (classify_ingest(i), i.to_string());
+    }
     let message = root.strip_backtrace();
     let lower = message.to_ascii_lowercase();
     let kind = match root {
@@ -88,10 +100,15 @@ pub fn classify_datafusion(error: &DataFusionError) -> (ErrorKind, String) {
         }
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => K::Io,
         DataFusionError::ArrowError(e, _) => classify_arrow(e),
-        DataFusionError::External(e) => match e.downcast_ref::<ArrowError>() {
-            Some(a) => classify_arrow(a),
-            None => K::Internal,
-        },
+        DataFusionError::External(e) => {
+            if let Some(a) = e.downcast_ref::<ArrowError>() {
+                classify_arrow(a)
+            } else if let Some(i) = e.downcast_ref::<ingest::Error>() {
+                classify_ingest(i)
+            } else {
+                K::Internal
+            }
+        }
         DataFusionError::Plan(_) | DataFusionError::Execution(_) => {
             if lower.contains("unable to find factory") {
                 K::NotSupported
@@ -131,6 +148,16 @@ pub fn classify_datafusion(error: &DataFusionError) -> (ErrorKind, String) {
         _ => K::Internal,
     };
     (kind, message)
+}
+
+/// [`classify`] for an error of the live-table write path.
+pub fn classify_ingest(e: &ingest::Error) -> ErrorKind {
+    match e {
+        ingest::Error::Malformed { .. } => ErrorKind::InvalidText,
+        ingest::Error::TableNotFound { .. } => ErrorKind::UndefinedTable,
+        ingest::Error::NotLive { .. } => ErrorKind::NotSupported,
+        ingest::Error::Wal(_) | ingest::Error::ShuttingDown => ErrorKind::Io,
+    }
 }
 
 fn classify_arrow(e: &ArrowError) -> ErrorKind {

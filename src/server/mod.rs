@@ -6,3 +6,4 @@ pub mod cancel;
 pub mod flight;
 pub mod pg;
 pub mod pg_compat;
+pub mod http;

@@ -23,7 +23,8 @@ use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use pgwire::api::portal::PortalExecutionState;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_query_response};
-use pgwire::api::results::{FieldInfo, Response, Tag};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
@@ -33,14 +34,17 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::startup::ParameterStatus;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
+use crate::buffer::TableData;
 use crate::catalog::{
     Catalog, CatalogOutcome, CatalogStatement, QueryPiece, split_catalog_statements,
 };
+use crate::ingest::copy::{CopyDecoder, CopyOptions};
 use crate::query::errors::{ErrorKind, classify};
 use crate::query::guard::check_statement_complexity;
 use crate::server::cancel::{PgCancel, QueryCancels};
@@ -118,6 +122,10 @@ impl PgWireServerHandlers for PgHandlers {
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.cancel.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.service.clone()
     }
 }
 
@@ -212,10 +220,210 @@ impl PgService {
             .await
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let tag = match outcome {
-            CatalogOutcome::Created => "CREATE EXTERNAL TABLE",
+            CatalogOutcome::Created => match statement {
+                CatalogStatement::CreateLive { .. } => "CREATE TABLE",
+                _ => "CREATE EXTERNAL TABLE",
+            },
             CatalogOutcome::Dropped => "DROP TABLE",
         };
         Ok(Response::Execution(Tag::new(tag)))
+    }
+
+    /// Starts `COPY table FROM STDIN` when `query` is one: the decoder goes into the
+    /// connection's session state and the client is told to send its data.
+    async fn start_copy<C: ClientInfo>(&self, client: &C, query: &str) -> PgWireResult<Option<Response>> {
+        let Some(parsed) = parse_copy_from_stdin(query) else {
+            return Ok(None);
+        };
+        let (table, columns, options) = parsed.map_err(|m| user_error("42601", m))?;
+        let data = self
+            .catalog
+            .live_table(&table)
+            .await
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let decoder = CopyDecoder::new(data.def.clone(), &columns, options)
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let columns = decoder.columns();
+        let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+        *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(CopyIn { data, decoder });
+        Ok(Some(Response::CopyIn(CopyResponse::new(
+            0,
+            columns,
+            futures::stream::empty(),
+        ))))
+    }
+}
+
+fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
+}
+
+/// A COPY FROM STDIN in progress on one connection.
+struct CopyIn {
+    data: Arc<TableData>,
+    decoder: CopyDecoder,
+}
+
+/// The connection's COPY state (pgwire session extensions have no remove, so an Option).
+#[derive(Default)]
+struct CopySlot(std::sync::Mutex<Option<CopyIn>>);
+
+impl CopySlot {
+    fn take(&self) -> Option<CopyIn> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// `COPY t [(cols)] FROM STDIN [WITH (...)]`: the table, the column list and the format.
+/// `None` when the statement is not a COPY FROM STDIN (the engine reports other COPYs).
+fn parse_copy_from_stdin(query: &str) -> Option<Result<(String, Vec<String>, CopyOptions), String>> {
+    use datafusion::sql::sqlparser::ast::{
+        CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
+    };
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    let head = query.trim_start();
+    if head.len() < 4 || !head[..4].eq_ignore_ascii_case("copy") || !query.to_ascii_lowercase().contains("stdin") {
+        return None;
+    }
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, query).ok()?;
+    let Some(SqlStatement::Copy {
+        source: CopySource::Table { table_name, columns },
+        to: false,
+        target: CopyTarget::Stdin,
+        options,
+        legacy_options,
+        ..
+    }) = statements.into_iter().next()
+    else {
+        return None;
+    };
+    let mut o = CopyOptions::text();
+    let mut delimiter = None;
+    let mut null = None;
+    let mut header = false;
+    for opt in options {
+        match opt {
+            CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                "csv" => o = CopyOptions::csv(),
+                "text" => o = CopyOptions::text(),
+                other => return Some(Err(format!("COPY format {other} is not supported (use text or csv)"))),
+            },
+            CopyOption::Delimiter(c) => delimiter = Some(c),
+            CopyOption::Null(n) => null = Some(n),
+            CopyOption::Header(h) => header = h,
+            CopyOption::Quote(_) | CopyOption::Escape(_) | CopyOption::Encoding(_) => {}
+            other => return Some(Err(format!("COPY option {other} is not supported"))),
+        }
+    }
+    for opt in legacy_options {
+        match opt {
+            CopyLegacyOption::Csv(csv_opts) => {
+                o = CopyOptions::csv();
+                for c in csv_opts {
+                    if matches!(c, CopyLegacyCsvOption::Header) {
+                        header = true;
+                    }
+                }
+            }
+            CopyLegacyOption::Delimiter(c) => delimiter = Some(c),
+            CopyLegacyOption::Null(n) => null = Some(n),
+            CopyLegacyOption::Binary => {
+                return Some(Err("COPY BINARY is not supported (use text or csv)".into()));
+            }
+            _ => {}
+        }
+    }
+    if let Some(d) = delimiter {
+        if !d.is_ascii() {
+            return Some(Err("COPY delimiter must be a single ASCII character".into()));
+        }
+        o.delimiter = d as u8;
+    }
+    if let Some(n) = null {
+        o.null = n;
+    }
+    o.header = header;
+    let table = table_name.to_string();
+    let columns = columns.iter().map(|c| c.value.clone()).collect();
+    Some(Ok((table, columns, o)))
+}
+
+#[async_trait]
+impl CopyHandler for PgService {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+        let mut guard = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(copy) = guard.as_mut() else {
+            return Err(user_error("08P01", "no COPY in progress".into()));
+        };
+        if let Err(e) = copy.decoder.push(&copy_data.data) {
+            // pgwire drops the rest of the data after an error and never calls on_copy_done.
+            *guard = None;
+            let table = copy_error(&e);
+            return Err(PgWireError::ApiError(Box::new(table)));
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+        let Some(copy) = slot.take() else {
+            return Err(user_error("08P01", "no COPY in progress".into()));
+        };
+        let batches = copy
+            .decoder
+            .finish()
+            .map_err(|e| PgWireError::ApiError(Box::new(copy_error(&e))))?;
+        let rows = self
+            .catalog
+            .live()
+            .ingester
+            .write(&copy.data, batches)
+            .await
+            .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(
+                Tag::new("COPY").with_rows(rows as usize).into(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.session_extensions().get_or_insert_with(CopySlot::default).take();
+        user_error("57014", format!("COPY from stdin failed: {}", fail.message))
+    }
+}
+
+/// COPY errors carry their line already; the client gets them as they are.
+fn copy_error(e: &crate::ingest::Error) -> crate::ingest::Error {
+    match e {
+        crate::ingest::Error::Malformed { location, message } => crate::ingest::Error::Malformed {
+            location: *location,
+            message: format!("COPY: {message}"),
+        },
+        crate::ingest::Error::TableNotFound { name } => crate::ingest::Error::TableNotFound { name: name.clone() },
+        other => crate::ingest::Error::Malformed {
+            location: None,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -229,6 +437,9 @@ impl SimpleQueryHandler for PgService {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         check_statement_complexity(query).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        if let Some(copy) = self.start_copy(client, query).await? {
+            return Ok(vec![copy]);
+        }
         let guard = self.queries.begin(connection_key(client));
         let Some(pieces) = split_catalog_statements(query) else {
             let responses =
@@ -324,6 +535,11 @@ impl ExtendedQueryHandler for PgService {
     {
         let (sql, plan) = &portal.statement.statement;
         if plan.is_none()
+            && let Some(copy) = self.start_copy(client, sql).await?
+        {
+            return Ok(copy);
+        }
+        if plan.is_none()
             && let Some(pieces) = split_catalog_statements(sql)
         {
             return match pieces.as_slice() {
@@ -362,7 +578,7 @@ impl QueryParser for PgParser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         check_statement_complexity(sql).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        if split_catalog_statements(sql).is_some() {
+        if split_catalog_statements(sql).is_some() || parse_copy_from_stdin(sql).is_some() {
             return Ok(Some((sql.to_string(), None)));
         }
         match cast_typed_parameters(sql, types) {

@@ -55,7 +55,8 @@ EVENT_PG_TYPES = {
     "date": "text",
 }
 
-READY_RE = re.compile(r"carthouse ready: postgres=(\S+):(\d+) flight=(\S+):(\d+)\s*$")
+READY_RE = re.compile(
+    r"carthouse ready: postgres=(\S+):(\d+) flight=(\S+):(\d+) http=(\S+):(\d+)\s*$")
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20
 
@@ -182,9 +183,11 @@ ALL_SERVERS: list["CarthouseServer"] = []
 
 
 class CarthouseServer:
-    """One `carthouse serve` process on 127.0.0.1:<port 0>.
+    """One `carthouse serve` process on 127.0.0.1:<port 0> (Postgres, Flight SQL and HTTP).
 
-    Attributes: host, port, data_dir, config, dsn, proc, stderr_path.
+    Attributes: host, port, flight_port, http_host, http_port, data_dir, config, dsn,
+    flight_uri, http_url, proc, stderr_path. Ports are 0 on the command line, so every
+    start() (also after kill()) gets new ones, read back from the ready line.
     """
 
     _counter = 0
@@ -203,6 +206,8 @@ class CarthouseServer:
         self.host: str | None = None
         self.port: int | None = None
         self.flight_port: int | None = None
+        self.http_host: str | None = None
+        self.http_port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.stderr_path: Path | None = None
         self.stdout_lines: list[str] = []
@@ -214,7 +219,8 @@ class CarthouseServer:
 
     # ----------------------------------------------------------------- lifecycle
     def argv(self) -> list[str]:
-        args = [self.bin_path, "serve", "--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        args = [self.bin_path, "serve", "--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0",
+                "--http-addr", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
         if self.config is not None:
             args += ["--config", str(self.config)]
         return args + self.extra_args
@@ -229,7 +235,7 @@ class CarthouseServer:
         self._stderr_file = open(self.stderr_path, "wb")
         self._panic_offset = 0
         self.stdout_lines = []
-        self.host = self.port = None
+        self.host = self.port = self.flight_port = self.http_host = self.http_port = None
         ready = threading.Event()
         found: dict[str, object] = {}
 
@@ -252,6 +258,7 @@ class CarthouseServer:
                 if m and not ready.is_set():
                     found["host"], found["port"] = m.group(1), int(m.group(2))
                     found["flight_port"] = int(m.group(4))
+                    found["http_host"], found["http_port"] = m.group(5), int(m.group(6))
                     ready.set()
             ready.set()  # EOF: wake the waiter
 
@@ -263,7 +270,8 @@ class CarthouseServer:
             if time.monotonic() > deadline:
                 self._kill()
                 pytest.fail(
-                    f"carthouse serve did not print 'carthouse ready: postgres=HOST:PORT' within "
+                    f"carthouse serve did not print 'carthouse ready: postgres=HOST:PORT "
+                    f"flight=HOST:PORT http=HOST:PORT' within "
                     f"{timeout} s\n{self.describe()}",
                     pytrace=False,
                 )
@@ -280,12 +288,14 @@ class CarthouseServer:
             )
         self.host, self.port = str(found["host"]), int(found["port"])
         self.flight_port = int(found["flight_port"])
-        if self.host not in ("127.0.0.1", "localhost"):
+        self.http_host, self.http_port = str(found["http_host"]), int(found["http_port"])
+        if self.host not in ("127.0.0.1", "localhost") or self.http_host not in ("127.0.0.1", "localhost"):
             self._kill()
-            pytest.fail(f"server bound to {self.host}, expected 127.0.0.1\n{self.describe()}", pytrace=False)
-        if self.port == 0:
+            pytest.fail(f"server bound to {self.host} (http {self.http_host}), expected 127.0.0.1\n"
+                        f"{self.describe()}", pytrace=False)
+        if 0 in (self.port, self.flight_port, self.http_port):
             self._kill()
-            pytest.fail(f"ready line reports port 0 (must be the real bound port)\n{self.describe()}",
+            pytest.fail(f"ready line reports port 0 (must be the real bound ports)\n{self.describe()}",
                         pytrace=False)
         return self
 
@@ -365,6 +375,15 @@ class CarthouseServer:
             pytest.fail("carthouse server problem: " + "; ".join(probs) + "\n" + self.describe(),
                         pytrace=False)
 
+    def kill(self) -> int | None:
+        """SIGKILL (a simulated crash: no shutdown code runs), bounded wait. The data dir is
+        kept; start() brings the server back on it (new ports). Returns the exit status."""
+        if self.proc is None:
+            return None
+        self.stopped = True  # the per-test crash check must not report our own kill
+        self._kill()
+        return self.proc.returncode
+
     def restart(self, timeout: float = READY_TIMEOUT_S) -> "CarthouseServer":
         """SIGTERM, wait, start again (same data dir and config) on a new port 0."""
         self.stop(check=True)
@@ -379,6 +398,10 @@ class CarthouseServer:
     @property
     def flight_uri(self) -> str:
         return f"grpc://127.0.0.1:{self.flight_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def url(self) -> str:
@@ -399,7 +422,8 @@ class CarthouseServer:
         rc = None if self.proc is None else self.proc.poll()
         return (
             f"  argv: {' '.join(self.argv())}\n"
-            f"  status: {'running' if rc is None else f'exited {rc}'}; port={self.port}\n"
+            f"  status: {'running' if rc is None else f'exited {rc}'}; port={self.port} "
+            f"flight={self.flight_port} http={self.http_port}\n"
             f"  stdout: {self.stdout_lines[-10:]!r}\n"
             f"{self._panic_summary()}"
             f"  stderr tail ({self.stderr_path}):\n{self.stderr_tail()}"
@@ -462,6 +486,115 @@ def run_serve_expect_exit(bin_path: str, args: list[str], timeout: float = 30, e
             pytrace=False,
         )
     return p.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------- HTTP API
+
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+HTTP_TIMEOUT_S = 60
+
+
+class HttpResponse:
+    """status, headers (lower-case names), body (bytes); .text, .json(), and a short
+    description for failure messages."""
+
+    def __init__(self, method: str, url: str, status: int, headers: dict[str, str], body: bytes):
+        self.method, self.url, self.status, self.headers, self.body = method, url, status, headers, body
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    def json(self):
+        import json
+
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise AssertionError(f"{self.describe()}\nbody is not JSON: {e}") from None
+
+    def error_message(self) -> str:
+        """The "error" string of a JSON error body (fails when the body is not that shape)."""
+        doc = self.json()
+        assert isinstance(doc, dict) and isinstance(doc.get("error"), str) and doc["error"], \
+            f"error body is not {{\"error\": \"...\"}}\n{self.describe()}"
+        return doc["error"]
+
+    def describe(self, limit: int = 1500) -> str:
+        return (f"{self.method} {self.url} -> {self.status} ({self.content_type or 'no content-type'})\n"
+                f"body: {self.text[:limit]!r}")
+
+
+def http_request(base_url: str, method: str, path: str, body: bytes | str | None = None,
+                 content_type: str | None = None, accept: str | None = None,
+                 headers: dict[str, str] | None = None, timeout: float = HTTP_TIMEOUT_S) -> HttpResponse:
+    """One request on a fresh connection (http.client, no retries, bounded by `timeout`)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    hdrs = dict(headers or {})
+    if content_type is not None:
+        hdrs["Content-Type"] = content_type
+    if accept is not None:
+        hdrs["Accept"] = accept
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        return HttpResponse(method, base_url + path, resp.status,
+                            {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def http_ingest(srv: "CarthouseServer", table: str, body: bytes | str, content_type: str,
+                **kw) -> HttpResponse:
+    return http_request(srv.http_url, "POST", f"/v1/ingest/{table}", body, content_type=content_type, **kw)
+
+
+def http_sql(srv: "CarthouseServer", sql: str, accept: str | None = None, **kw) -> HttpResponse:
+    return http_request(srv.http_url, "POST", "/v1/sql", sql, content_type="text/plain", accept=accept, **kw)
+
+
+def http_sql_ok(srv: "CarthouseServer", sql: str) -> list[dict]:
+    """Rows of a /v1/sql query as JSON objects; fails the test on any non-200 answer."""
+    r = http_sql(srv, sql, accept="application/json")
+    if r.status != 200:
+        pytest.fail(f"/v1/sql failed for {sql!r}\n{r.describe()}", pytrace=False)
+    rows = r.json()
+    assert isinstance(rows, list), f"/v1/sql JSON is not an array\n{r.describe()}"
+    return rows
+
+
+def utc_naive(v):
+    """A timestamp from any client (aware/naive datetime, ISO string, Arrow scalar) as a naive
+    UTC datetime; naive inputs are taken to be UTC already."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        t = v.strip().replace(" ", "T", 1)
+        if t.endswith("Z") or t.endswith("z"):
+            t = t[:-1] + "+00:00"
+        # fromisoformat in 3.11 handles up to 6 fractional digits; trim nanoseconds.
+        m = re.match(r"^(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)$", t)
+        if m and len(m.group(2)) > 6:
+            t = f"{m.group(1)}.{m.group(2)[:6]}{m.group(3)}"
+        v = dt.datetime.fromisoformat(t)
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return v
+    raise TypeError(f"not a timestamp: {v!r} ({type(v).__name__})")
 
 
 # --------------------------------------------------------------------------- DuckDB reference

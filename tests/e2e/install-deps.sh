@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end suite (tests/e2e) needs: real Postgres clients
-# (psql, pgjdbc, psqlODBC + unixODBC) from Debian, and a Python venv with
+# (psql, pgjdbc, psqlODBC + unixODBC) and curl (HTTP ingest) from Debian, and a Python venv with
 # pytest, psycopg 3, SQLAlchemy, DuckDB, pyarrow, moto (S3 server) and boto3.
 #
 # Idempotent and non-interactive (CI=true, no stdin, runs as root). Safe to
@@ -12,10 +12,11 @@ _carthouse_install_deps() {
     set -euo pipefail
     export DEBIAN_FRONTEND=noninteractive
 
-    local apt_pkgs=(postgresql-client libpostgresql-jdbc-java odbc-postgresql unixodbc)
+    local apt_pkgs=(postgresql-client libpostgresql-jdbc-java odbc-postgresql unixodbc curl)
     local have_all=1
     command -v psql >/dev/null 2>&1 || have_all=0
     command -v isql >/dev/null 2>&1 || have_all=0
+    command -v curl >/dev/null 2>&1 || have_all=0
     command -v javac >/dev/null 2>&1 || have_all=0
     [ -e /usr/share/java/postgresql.jar ] || have_all=0
     if ! find /usr/lib -name psqlodbcw.so -print -quit 2>/dev/null | grep -q .; then

@@ -100,7 +100,7 @@ def test_malformed_config_key(carthouse_bin, tmp_path, name, text, key, line):
     cfg = tmp_path / f"bad-{name}.toml"
     cfg.write_text(text)
     rc, out, err = u.run_serve_expect_exit(
-        carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"), "--config", str(cfg)])
+        carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", str(tmp_path / "data"), "--config", str(cfg)])
     assert rc != 0, f"server accepted a bad config\nstdout: {out}\nstderr: {err}"
     assert "carthouse ready" not in out
     assert key in err, f"stderr does not name the bad key {key!r}:\n{err}"
@@ -112,12 +112,12 @@ def test_malformed_config_key(carthouse_bin, tmp_path, name, text, key, line):
 def test_config_syntax_error_and_missing_file(carthouse_bin, tmp_path):
     cfg = tmp_path / "broken.toml"
     cfg.write_text('[server]\npg_addr = "127.0.0.1:0\n')  # unterminated string
-    rc, out, err = u.run_serve_expect_exit(carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--config", str(cfg),
+    rc, out, err = u.run_serve_expect_exit(carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--config", str(cfg),
                                                            "--data-dir", str(tmp_path / "d")])
     assert rc != 0 and "broken.toml" in err and "panicked" not in err, err
 
     missing = tmp_path / "missing.toml"
-    rc, out, err = u.run_serve_expect_exit(carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--config", str(missing),
+    rc, out, err = u.run_serve_expect_exit(carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--config", str(missing),
                                                            "--data-dir", str(tmp_path / "d")])
     assert rc != 0 and "missing.toml" in err and "panicked" not in err, err
 
@@ -125,7 +125,7 @@ def test_config_syntax_error_and_missing_file(carthouse_bin, tmp_path):
 def test_wrong_value_type_in_config(carthouse_bin, tmp_path):
     cfg = tmp_path / "types.toml"
     cfg.write_text('[s3]\nallow_http = "yes please"\n')
-    rc, out, err = u.run_serve_expect_exit(carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--config", str(cfg),
+    rc, out, err = u.run_serve_expect_exit(carthouse_bin, ["--pg-addr", "127.0.0.1:0", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--config", str(cfg),
                                                            "--data-dir", str(tmp_path / "d")])
     assert rc != 0 and "allow_http" in err and "types.toml" in err, err
 
@@ -136,7 +136,8 @@ def test_port_in_use(carthouse_bin, tmp_path):
         s.listen(1)
         port = s.getsockname()[1]
         rc, out, err = u.run_serve_expect_exit(
-            carthouse_bin, ["--pg-addr", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "d")])
+            carthouse_bin, ["--pg-addr", f"127.0.0.1:{port}", "--flight-addr", "127.0.0.1:0",
+                            "--http-addr", "127.0.0.1:0", "--data-dir", str(tmp_path / "d")])
     assert rc != 0 and "carthouse ready" not in out, (out, err)
     assert str(port) in err and "panicked" not in err, err
 

@@ -30,12 +30,13 @@ use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
     CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, Nullable, ProstMessageExt, Searchable,
-    SqlInfo, TicketStatementQuery, XdbcDataType,
+    CommandStatementIngest, CommandStatementUpdate, DoPutPreparedStatementResult,
+    DoPutUpdateResult, Nullable, ProstMessageExt, Searchable, SqlInfo, TableExistsOption,
+    TableNotExistOption, TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
-    IpcMessage, SchemaAsIpc, Ticket,
+    IpcMessage, PutResult, SchemaAsIpc, Ticket,
 };
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -50,7 +51,8 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
-use crate::catalog::{Catalog, QueryPiece, split_catalog_statements};
+use crate::catalog::{Catalog, CatalogStatement, QueryPiece, split_catalog_statements};
+use crate::ingest::{self, Location};
 use crate::query::errors::{ErrorKind, classify};
 use crate::query::guard::check_statement_complexity;
 use crate::shutdown::Shutdown;
@@ -245,6 +247,82 @@ impl FlightSqlFrontEnd {
             .sum())
     }
 
+    /// Bulk ingest (CommandStatementIngest, DoPut by path): the whole stream is one
+    /// all-or-nothing durable write into a live table, created from the stream's schema when
+    /// the client asks for that and it does not exist.
+    async fn ingest(
+        &self,
+        table: &str,
+        if_not_exist: TableNotExistOption,
+        if_exists: TableExistsOption,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<u64, Status> {
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
+        );
+        let mut batches = Vec::new();
+        while let Some(b) = stream
+            .try_next()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("cannot decode the ingest stream: {e}")))?
+        {
+            batches.push(b);
+        }
+        let schema = stream.schema().cloned();
+        let exists = self.catalog.live_table(table).await;
+        let data = match exists {
+            Ok(data) => match if_exists {
+                TableExistsOption::Fail => {
+                    return Err(Status::already_exists(format!("table '{table}' already exists")));
+                }
+                TableExistsOption::Replace => {
+                    return Err(Status::unimplemented(
+                        "ingest mode 'replace' is not supported; use append (or DROP TABLE first)",
+                    ));
+                }
+                TableExistsOption::Append | TableExistsOption::Unspecified => data,
+            },
+            Err(ingest::Error::TableNotFound { .. }) if if_not_exist == TableNotExistOption::Create => {
+                let schema = schema.ok_or_else(|| {
+                    Status::invalid_argument("the ingest stream has no schema to create the table from")
+                })?;
+                let sql = crate::catalog::live::create_table_sql(table, &schema);
+                let name = crate::catalog::split_catalog_statements(&sql)
+                    .and_then(|p| match p.into_iter().next() {
+                        Some(QueryPiece::Catalog(CatalogStatement::CreateLive { name, .. })) => Some(name),
+                        _ => None,
+                    })
+                    .ok_or_else(|| Status::invalid_argument(format!("invalid table name {table:?}")))?;
+                let statement = CatalogStatement::CreateLive {
+                    name,
+                    sql,
+                    if_not_exists: true,
+                    or_replace: false,
+                    has_query: false,
+                };
+                self.catalog.execute(&statement).await.map_err(|e| status(&e))?;
+                self.catalog.live_table(table).await.map_err(|e| status(&e))?
+            }
+            Err(e) => return Err(status(&e)),
+        };
+        let mut conformed = Vec::with_capacity(batches.len());
+        let mut row = 0;
+        for b in batches {
+            let n = b.num_rows();
+            conformed.push(
+                ingest::decode::conform(&data.def, b, |i| Location::Row(row + i + 1))
+                    .map_err(|e| status(&e))?,
+            );
+            row += n;
+        }
+        self.catalog
+            .live()
+            .ingester
+            .write(&data, conformed)
+            .await
+            .map_err(|e| status(&e))
+    }
+
     /// Every (catalog, schema) of the engine, with the schema's provider.
     fn schemas(&self) -> Vec<(String, String, Arc<dyn datafusion::catalog::SchemaProvider>)> {
         let mut out = Vec::new();
@@ -362,6 +440,8 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::SqlDdlCatalog, false);
     b.append(SqlInfo::SqlDdlSchema, false);
     b.append(SqlInfo::SqlDdlTable, true);
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, true);
+    b.append(SqlInfo::FlightSqlServerIngestTransactionsSupported, false);
     b.build().expect("static sql info builds")
 });
 
@@ -500,6 +580,58 @@ impl FlightSqlService for FlightSqlFrontEnd {
         let pieces = split_catalog_statements(&command.query)
             .unwrap_or_else(|| vec![QueryPiece::Sql(command.query.clone())]);
         self.run_pieces(pieces).await
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        if command.transaction_id.is_some() {
+            return Err(Status::unimplemented("transactions are not supported"));
+        }
+        let options = command.table_definition_options.unwrap_or_default();
+        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
+            .unwrap_or(TableNotExistOption::Unspecified);
+        let if_exists =
+            TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+        let rows = self
+            .ingest(&command.table, if_not_exist, if_exists, request)
+            .await?;
+        Ok(rows as i64)
+    }
+
+    async fn do_put_fallback(
+        &self,
+        mut request: Request<PeekableFlightDataStream>,
+        message: Any,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        // A plain DoPut whose descriptor is a path names the table to append to.
+        let descriptor = match request.get_mut().peek().await {
+            Some(Ok(first)) => first.flight_descriptor.clone(),
+            Some(Err(e)) => return Err(e.clone()),
+            None => None,
+        };
+        let Some(descriptor) = descriptor.filter(|d| {
+            d.r#type == arrow_flight::flight_descriptor::DescriptorType::Path as i32 && !d.path.is_empty()
+        }) else {
+            return Err(Status::unimplemented(format!(
+                "DoPut of {:?} is not supported; use a path descriptor naming a live table, or \
+                 Flight SQL bulk ingest",
+                message.type_url
+            )));
+        };
+        let table = descriptor.path.join(".");
+        let rows = self
+            .ingest(&table, TableNotExistOption::Fail, TableExistsOption::Append, request)
+            .await?;
+        let result = DoPutUpdateResult {
+            record_count: rows as i64,
+        };
+        let reply = PutResult {
+            app_metadata: result.encode_to_vec().into(),
+        };
+        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(reply)]))))
     }
 
     async fn do_put_prepared_statement_query(
