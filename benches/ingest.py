@@ -412,10 +412,23 @@ def with_server(phase: str, label: str, payload: str, body) -> None:
         if srv is not None and not srv.alive():
             msg += f"\nserver exited ({srv.proc.returncode}):\n{srv.stderr_tail()}"
         log(f"{label}: FAILED: {msg}")
-        record(label, payload, error=msg.splitlines()[0][:200] if msg else repr(e))
+        record(label, payload, error=summary(msg) or repr(e))
     finally:
         if srv is not None:
             srv.stop()
+
+
+def summary(msg: str) -> str:
+    """One line for the table: the first line, and if it only introduces what follows (the
+    server's stderr), the first line there that says error, else the last one."""
+    lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    first = lines[0]
+    if first.endswith(":") and len(lines) > 1:
+        rest = lines[1:]
+        first += " " + next((line for line in rest if "error" in line.lower()), rest[-1])
+    return first.replace("|", "/")[:300]
 
 
 def verify_count(srv: Server, want: int) -> None:
@@ -599,7 +612,7 @@ def phase_postgres() -> None:
         log(f"{label}: {res['rows']:,} rows in {res['seconds']:.2f} s = {res['rows'] / res['seconds']:,.0f} events/s")
     except Exception as e:
         log(f"{label}: FAILED: {e!r}")
-        record(label, "CSV bytes", error=str(e).splitlines()[0][:200])
+        record(label, "CSV bytes", error=summary(str(e)) or repr(e))
     finally:
         BODIES = []
 
@@ -658,7 +671,8 @@ def main() -> int:
     print(f"events: {EVENTS:,} (carthouse generate, 1 day), batch: {BATCH:,} rows, clients: {CLIENTS}, "
           f"cores: {os.cpu_count()}, binary: {BIN}")
     with open(CONFIG) as f:
-        print("server config (" + CONFIG + "):\n" + "".join("    " + line for line in f))
+        print("server config (" + CONFIG + "; [live] keys not set here are at the server's defaults):\n" +
+              "".join("    " + line for line in f))
     if "schema" in SERVER_INFO:
         print("live table created via " + SERVER_INFO["create"] + "; schema as the server reports it: " +
               ", ".join(f"{f.name} {f.type}{'' if f.nullable else ' not null'}" for f in SERVER_INFO["schema"]))

@@ -59,6 +59,10 @@ AS_PG=()
 cleanup() {
     local rc=$?
     set +e
+    if [ -n "${PY_PID:-}" ] && kill -0 "$PY_PID" 2>/dev/null; then
+        kill "$PY_PID" 2>/dev/null
+        wait "$PY_PID" 2>/dev/null
+    fi
     if [ -s "$TMP/pids" ]; then
         while read -r pid; do kill "$pid" 2>/dev/null; done < "$TMP/pids"
     fi
@@ -113,5 +117,8 @@ fi
     if [ -n "${LIVE_CONFIG:-}" ]; then printf '%s\n' "$LIVE_CONFIG"; fi
 } > "$TMP/carthouse.toml"
 
+# In the background and waited for, so that a TERM or INT runs the cleanup at once.
 BENCH_BIN="$BIN" BENCH_TMP="$TMP" BENCH_EVENTS_DIR="$TMP/events" BENCH_CONFIG="$TMP/carthouse.toml" \
-    BENCH_PIDS="$TMP/pids" "$E2E_PYTHON" "$ROOT/benches/ingest.py"
+    BENCH_PIDS="$TMP/pids" "$E2E_PYTHON" "$ROOT/benches/ingest.py" &
+PY_PID=$!
+wait "$PY_PID"

@@ -157,14 +157,17 @@ def test_sigkill_during_ingest(server_factory):
         assert not resurrected, (f"cycle {cycle}: {len(resurrected)} rows present that were never applied "
                                  f"(refused/rejected or found absent earlier), e.g. {sorted(resurrected)[:10]}")
         partial = []
+        outcome = collections.Counter()
         for r in reqs:
             if r.state != "inflight":
                 continue
             n_here = sum(1 for i in r.ids if i in present)
             if n_here == len(r.ids):
                 must_have.update(r.ids)
+                outcome["applied"] += 1
             elif n_here == 0:
                 must_not.update(r.ids)
+                outcome["not applied"] += 1
             else:
                 partial.append(f"{n_here}/{len(r.ids)} rows ({r.detail})")
         assert not partial, f"cycle {cycle}: in-flight requests applied partially: {partial}"
@@ -177,7 +180,7 @@ def test_sigkill_during_ingest(server_factory):
             if (u.utc_naive(ts), w, payload) != want:
                 wrong.append(f"id {i}: {(ts, w, payload)!r} != {want!r}")
         assert not wrong, f"cycle {cycle}: {len(wrong)} rows with wrong values, e.g. {wrong[:5]}"
-        stats.append(f"cycle {cycle}: {dict(by_state)}, {len(present)} rows present")
+        stats.append(f"cycle {cycle}: {dict(by_state)}, in flight: {dict(outcome)}, {len(present)} rows present")
 
     # A graceful restart after all the crashes changes nothing.
     srv.restart()
