@@ -206,9 +206,21 @@ impl TableProvider for LiveTableProvider {
         if insert_op != InsertOp::Append {
             return not_impl_err!("{insert_op} is not supported on live tables; use INSERT INTO");
         }
+        // The sink declares every column nullable so DataFusion's own NOT NULL check (which
+        // names a column by position) lets rows through to `conform`, whose error names it.
+        let nullable = Arc::new(Schema::new(
+            self.data
+                .def
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
         let sink = LiveSink {
             data: self.data.clone(),
             ingester: self.runtime.ingester.clone(),
+            schema: nullable,
         };
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
@@ -219,6 +231,7 @@ impl TableProvider for LiveTableProvider {
 struct LiveSink {
     data: Arc<TableData>,
     ingester: Ingester,
+    schema: SchemaRef,
 }
 
 impl DisplayAs for LiveSink {
@@ -230,7 +243,7 @@ impl DisplayAs for LiveSink {
 #[async_trait]
 impl DataSink for LiveSink {
     fn schema(&self) -> &SchemaRef {
-        &self.data.def.schema
+        &self.schema
     }
 
     async fn write_all(&self, data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> DfResult<u64> {

@@ -94,8 +94,16 @@ fn text_schema(fields: impl Iterator<Item = Field>) -> SchemaRef {
 // ---------------------------------------------------------------------------------- NDJSON
 
 fn decode_ndjson(def: &LiveTableDef, body: &[u8]) -> Result<Vec<RecordBatch>> {
-    let schema = nullable_schema(def.schema.fields().iter().map(|f| f.as_ref().clone()));
-    match ndjson_batches(schema, body, false) {
+    // Integer columns are read as text and cast strictly: arrow-json would truncate 1.5 to 1.
+    let schema = nullable_schema(def.schema.fields().iter().map(|f| {
+        let f = f.as_ref().clone();
+        if f.data_type().is_integer() {
+            f.with_data_type(DataType::Utf8)
+        } else {
+            f
+        }
+    }));
+    match ndjson_batches(schema, body, true) {
         Ok(batches) => {
             let mut row = 0;
             let mut out = Vec::with_capacity(batches.len());
@@ -480,6 +488,7 @@ mod tests {
             (format!("{ok}\n\n{{\"ts\":\"2026-10-01T12:00:00Z\"}}\n"), "line 3", "'id'"),
             (format!("{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1,\"nope\":3}}\n"), "line 1", "'nope'"),
             (format!("{{\"ts\":\"yesterday\",\"id\":1}}\n"), "line 1", "'ts'"),
+            (format!("{ok}\n{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1.5}}\n"), "line 2", "'id'"),
         ];
         for (body, line, col) in cases {
             let m = msg(decode(&d, BodyFormat::NdJson, body.as_bytes()).unwrap_err());

@@ -23,6 +23,7 @@ pub enum ErrorKind {
     UndefinedFunction,
     UndefinedPreparedStatement,
     DuplicateTable,
+    NotNullViolation,
     DatatypeMismatch,
     InvalidText,
     DivisionByZero,
@@ -99,6 +100,7 @@ pub fn classify_datafusion(error: &DataFusionError) -> (ErrorKind, String) {
             K::FileNotFound
         }
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => K::Io,
+        DataFusionError::ArrowError(..) if lower.contains("non-nullable") => K::NotNullViolation,
         DataFusionError::ArrowError(e, _) => classify_arrow(e),
         DataFusionError::External(e) => {
             if let Some(a) = e.downcast_ref::<ArrowError>() {
@@ -110,7 +112,9 @@ pub fn classify_datafusion(error: &DataFusionError) -> (ErrorKind, String) {
             }
         }
         DataFusionError::Plan(_) | DataFusionError::Execution(_) => {
-            if lower.contains("unable to find factory") {
+            if lower.contains("non-nullable") {
+                K::NotNullViolation
+            } else if lower.contains("unable to find factory") {
                 K::NotSupported
             } else if lower.contains("prepared statement") && lower.contains("does not exist") {
                 K::UndefinedPreparedStatement
@@ -153,6 +157,9 @@ pub fn classify_datafusion(error: &DataFusionError) -> (ErrorKind, String) {
 /// [`classify`] for an error of the live-table write path.
 pub fn classify_ingest(e: &ingest::Error) -> ErrorKind {
     match e {
+        ingest::Error::Malformed { message, .. } if message.contains("is NOT NULL but") => {
+            ErrorKind::NotNullViolation
+        }
         ingest::Error::Malformed { .. } => ErrorKind::InvalidText,
         ingest::Error::TableNotFound { .. } => ErrorKind::UndefinedTable,
         ingest::Error::NotLive { .. } => ErrorKind::NotSupported,

@@ -90,7 +90,9 @@ fn json(status: StatusCode, value: &serde_json::Value) -> Response {
 }
 
 /// The one place HTTP errors are made: status code by error kind, JSON body `{"error": ...}`.
-fn error_response(e: Error) -> Response {
+/// A statement sent to `/v1/sql` that names a missing table is a bad request (400); the
+/// ingest path's table is the resource itself (404).
+fn error_response(e: Error, resource: bool) -> Response {
     let (status, message) = match &e {
         Error::UnsupportedContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()),
         Error::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
@@ -98,10 +100,7 @@ fn error_response(e: Error) -> Response {
         Error::Statement(inner) => {
             let (kind, message) = classify(inner.as_ref());
             let status = match kind {
-                ErrorKind::UndefinedTable
-                | ErrorKind::FileNotFound
-                | ErrorKind::UndefinedPreparedStatement => StatusCode::NOT_FOUND,
-                ErrorKind::DuplicateTable => StatusCode::CONFLICT,
+                ErrorKind::UndefinedTable if resource => StatusCode::NOT_FOUND,
                 ErrorKind::ResourcesExhausted => StatusCode::SERVICE_UNAVAILABLE,
                 ErrorKind::Io | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::BAD_REQUEST,
@@ -136,7 +135,7 @@ async fn ingest(
 ) -> Response {
     match ingest_inner(&state, &table, &headers, body).await {
         Ok(rows) => json(StatusCode::OK, &serde_json::json!({ "rows": rows })),
-        Err(e) => error_response(e),
+        Err(e) => error_response(e, true),
     }
 }
 
@@ -200,7 +199,7 @@ async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body
     let format = result_format(&headers);
     match sql_inner(&state, body).await {
         Ok((schema, stream)) => encode_results(format, schema, stream),
-        Err(e) => error_response(e),
+        Err(e) => error_response(e, false),
     }
 }
 

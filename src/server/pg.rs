@@ -728,6 +728,7 @@ pub fn sqlstate(error: &(dyn std::error::Error + 'static)) -> (&'static str, Str
         K::UndefinedFunction => "42883",
         K::UndefinedPreparedStatement => "26000",
         K::DuplicateTable => "42P07",
+        K::NotNullViolation => "23502",
         K::DatatypeMismatch => "42804",
         K::InvalidText => "22P02",
         K::DivisionByZero => "22012",

@@ -109,6 +109,7 @@ pub fn status(error: &(dyn std::error::Error + 'static)) -> Status {
         | K::AmbiguousColumn
         | K::UndefinedFunction
         | K::DatatypeMismatch
+        | K::NotNullViolation
         | K::InvalidText
         | K::DivisionByZero
         | K::NumericOverflow
