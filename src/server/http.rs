@@ -65,6 +65,10 @@ pub async fn serve(
         .with_state(state);
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     info!(?addr, "http listening");
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|socket| {
+        let _ = socket.set_nodelay(true);
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let mut shutdown = shutdown;

@@ -82,7 +82,14 @@ struct Prepared {
 pub async fn serve(listener: TcpListener, catalog: Arc<Catalog>, mut shutdown: Shutdown) {
     let service = FlightServiceServer::new(FlightSqlFrontEnd::new(catalog))
         .max_decoding_message_size(64 * 1024 * 1024);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: a query is several small gRPC messages each way; with Nagle's algorithm and
+    // delayed ACKs every round trip waited ~40 ms (measured: 44 ms per ADBC query, 6 ms with).
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(socket) = &conn {
+            let _ = socket.set_nodelay(true);
+        }
+        conn
+    });
     let result = tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, async move { shutdown.wait().await })
