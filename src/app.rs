@@ -12,15 +12,15 @@ use crate::buffer::LiveTables;
 use crate::catalog::live::LiveRuntime;
 use crate::catalog::{self, Catalog};
 use crate::config::Config;
+use crate::generate::{self, GenerateOptions};
 use crate::ingest::Ingester;
 use crate::persist::{self, PersistOptions, Persister};
-use crate::wal::{self, Wal};
-use crate::generate::{self, GenerateOptions};
 use crate::query;
 use crate::server::flight;
 use crate::server::http;
 use crate::server::pg::{self, PgHandlers};
 use crate::shutdown::Shutdown;
+use crate::wal::{self, Wal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -135,7 +135,12 @@ impl Application {
         );
         let persister = self.catalog.live().persister.clone();
         let persist = persister.run(shutdown.clone());
-        tokio::join!(pg::serve(self.pg_listener, handlers, shutdown), flight, http, persist);
+        tokio::join!(
+            pg::serve(self.pg_listener, handlers, shutdown),
+            flight,
+            http,
+            persist
+        );
     }
 }
 
@@ -191,7 +196,9 @@ async fn recover_live(live: &LiveRuntime, data_dir: &Path) -> Result<()> {
         for b in record.batches {
             match crate::ingest::decode::conform(&table.def, b, crate::ingest::Location::Row) {
                 Ok(b) => batches.push(b),
-                Err(e) => warn!(table = %table.def.name, error = %e, "WAL rows do not fit the table's current columns; skipped"),
+                Err(e) => {
+                    warn!(table = %table.def.name, error = %e, "WAL rows do not fit the table's current columns; skipped")
+                }
             }
         }
         tables.apply_replayed(segment, &record.table_id, batches);

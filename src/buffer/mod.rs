@@ -154,7 +154,12 @@ impl TableData {
 
     /// Atomically, for readers: adds `added` files, removes the files with paths in `removed`,
     /// and drops the buffered batches of segments up to `persisted_through`.
-    pub fn swap(&self, added: Vec<PersistedFile>, removed: &[String], persisted_through: Option<u64>) {
+    pub fn swap(
+        &self,
+        added: Vec<PersistedFile>,
+        removed: &[String],
+        persisted_through: Option<u64>,
+    ) {
         let mut freed = 0;
         {
             let mut inner = self.write();
@@ -340,7 +345,11 @@ mod tests {
         assert_eq!(s.batches.len(), 1);
         assert_eq!(s.files.len(), 1);
         assert!(tables.memory.bytes() < used);
-        t.swap(vec![], &["live/t/date=1970-01-01/a.parquet".to_string()], None);
+        t.swap(
+            vec![],
+            &["live/t/date=1970-01-01/a.parquet".to_string()],
+            None,
+        );
         assert!(t.snapshot().files.is_empty());
         tables.remove("id1");
         assert_eq!(tables.memory.bytes(), 0);

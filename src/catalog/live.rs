@@ -25,7 +25,9 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, SendableRecordBatchStream,
+};
 use futures::TryStreamExt;
 
 use crate::buffer::{LiveTableDef, TableData};
@@ -64,7 +66,10 @@ pub fn live_schema(
                 )
             })?,
     };
-    if !matches!(declared.field(time_index).data_type(), DataType::Timestamp(..)) {
+    if !matches!(
+        declared.field(time_index).data_type(),
+        DataType::Timestamp(..)
+    ) {
         return Err(format!(
             "time column '{}' of table '{name}' must be a TIMESTAMP",
             declared.field(time_index).name()
@@ -122,7 +127,10 @@ impl TableProvider for LiveTableProvider {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Filters prune buffered batches, files and row groups; DataFusion still applies them.
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
@@ -137,7 +145,8 @@ impl TableProvider for LiveTableProvider {
         let def = &self.data.def;
         let schema = def.schema.clone();
         let (lo, hi) = time_bounds(filters, def.time_column_name());
-        let in_range = |min: i64, max: i64| lo.is_none_or(|lo| max >= lo) && hi.is_none_or(|hi| min <= hi);
+        let in_range =
+            |min: i64, max: i64| lo.is_none_or(|lo| max >= lo) && hi.is_none_or(|hi| min <= hi);
         let snapshot = self.data.snapshot();
         let partitions = state.config().target_partitions().max(1);
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
@@ -157,19 +166,22 @@ impl TableProvider for LiveTableProvider {
                 }
             }
             let data_dir = self.runtime.persister.data_dir();
-            let abs_root = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-            let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions.min(files.len())];
+            let abs_root =
+                std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+            let mut groups: Vec<Vec<PartitionedFile>> =
+                vec![Vec::new(); partitions.min(files.len())];
             let n = groups.len();
             for (i, f) in files.iter().enumerate() {
                 let abs = abs_root.join(&f.path);
                 let key = abs.to_string_lossy().trim_start_matches('/').to_string();
                 groups[i % n].push(PartitionedFile::new(key, f.size));
             }
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-                .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-                .with_projection_indices(projection.cloned())?
-                .with_limit(limit)
-                .build();
+            let config =
+                FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
+                    .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+                    .with_projection_indices(projection.cloned())?
+                    .with_limit(limit)
+                    .build();
             inputs.push(DataSourceExec::from_data_source(config));
         }
 
@@ -185,7 +197,11 @@ impl TableProvider for LiveTableProvider {
             for (i, b) in batches.into_iter().enumerate() {
                 parts[i % n].push(b);
             }
-            inputs.push(MemorySourceConfig::try_new_exec(&parts, schema.clone(), projection.cloned())?);
+            inputs.push(MemorySourceConfig::try_new_exec(
+                &parts,
+                schema.clone(),
+                projection.cloned(),
+            )?);
         }
         if inputs.is_empty() {
             let projected = match projection {
@@ -246,7 +262,11 @@ impl DataSink for LiveSink {
         &self.schema
     }
 
-    async fn write_all(&self, data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> DfResult<u64> {
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DfResult<u64> {
         let batches: Vec<RecordBatch> = data.try_collect().await?;
         let mut conformed = Vec::with_capacity(batches.len());
         let mut row = 0;
@@ -327,9 +347,16 @@ fn literal_micros(e: &Expr) -> Option<(i64, i64)> {
     let Expr::Literal(v, _) = e else { return None };
     let (floor, ceil) = match v {
         ScalarValue::TimestampMicrosecond(Some(v), _) => (*v, *v),
-        ScalarValue::TimestampNanosecond(Some(v), _) => (v.div_euclid(1000), v.div_euclid(1000) + i64::from(v.rem_euclid(1000) != 0)),
-        ScalarValue::TimestampMillisecond(Some(v), _) => (v.checked_mul(1000)?, v.checked_mul(1000)?),
-        ScalarValue::TimestampSecond(Some(v), _) => (v.checked_mul(1_000_000)?, v.checked_mul(1_000_000)?),
+        ScalarValue::TimestampNanosecond(Some(v), _) => (
+            v.div_euclid(1000),
+            v.div_euclid(1000) + i64::from(v.rem_euclid(1000) != 0),
+        ),
+        ScalarValue::TimestampMillisecond(Some(v), _) => {
+            (v.checked_mul(1000)?, v.checked_mul(1000)?)
+        }
+        ScalarValue::TimestampSecond(Some(v), _) => {
+            (v.checked_mul(1_000_000)?, v.checked_mul(1_000_000)?)
+        }
         _ => return None,
     };
     Some((floor, ceil))
@@ -350,7 +377,11 @@ pub fn create_table_sql(table: &str, schema: &Schema) -> String {
             format!("\"{}\" {ty}{not_null}", f.name().replace('"', "\"\""))
         })
         .collect();
-    format!("CREATE TABLE \"{}\" ({})", table.replace('"', "\"\""), columns.join(", "))
+    format!(
+        "CREATE TABLE \"{}\" ({})",
+        table.replace('"', "\"\""),
+        columns.join(", ")
+    )
 }
 
 /// Builds a live table's definition from a planned `CREATE TABLE` schema.
@@ -381,11 +412,20 @@ mod tests {
     #[test]
     fn bounds_from_filters() {
         let ts = |v: i64| Expr::Literal(ScalarValue::TimestampMicrosecond(Some(v), None), None);
-        let f = vec![col("ts").gt_eq(ts(10)).and(col("ts").lt(ts(20))), col("x").eq(lit(1))];
+        let f = vec![
+            col("ts").gt_eq(ts(10)).and(col("ts").lt(ts(20))),
+            col("x").eq(lit(1)),
+        ];
         assert_eq!(time_bounds(&f, "ts"), (Some(10), Some(20)));
         assert_eq!(time_bounds(&[ts(5).lt(col("ts"))], "ts"), (Some(5), None));
-        assert_eq!(time_bounds(&[col("ts").between(ts(1), ts(2))], "ts"), (Some(1), Some(2)));
-        assert_eq!(time_bounds(&[col("ts").eq(ts(1)).or(col("ts").eq(ts(9)))], "ts"), (None, None));
+        assert_eq!(
+            time_bounds(&[col("ts").between(ts(1), ts(2))], "ts"),
+            (Some(1), Some(2))
+        );
+        assert_eq!(
+            time_bounds(&[col("ts").eq(ts(1)).or(col("ts").eq(ts(9)))], "ts"),
+            (None, None)
+        );
         assert_eq!(time_bounds(&[col("other").gt(ts(1))], "ts"), (None, None));
     }
 
@@ -397,11 +437,22 @@ mod tests {
         ]);
         let (schema, i) = live_schema("t", &s, None).unwrap();
         assert_eq!(i, 1);
-        assert_eq!(schema.field(1).data_type(), &DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            schema.field(1).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None)
+        );
         assert!(!schema.field(1).is_nullable());
         let no_ts = Schema::new(vec![Field::new("id", DataType::Int64, false)]);
-        assert!(live_schema("t", &no_ts, None).unwrap_err().contains("TIMESTAMP"));
-        assert!(live_schema("t", &s, Some("id")).unwrap_err().contains("must be a TIMESTAMP"));
+        assert!(
+            live_schema("t", &no_ts, None)
+                .unwrap_err()
+                .contains("TIMESTAMP")
+        );
+        assert!(
+            live_schema("t", &s, Some("id"))
+                .unwrap_err()
+                .contains("must be a TIMESTAMP")
+        );
         assert!(live_schema("t", &s, Some("nope")).is_err());
     }
 }

@@ -246,11 +246,19 @@ impl Catalog {
         let statement = state.sql_to_statement(sql, &datafusion::config::Dialect::PostgreSQL)?;
         let plan = state.statement_to_plan(statement).await?;
         let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
-            return Err(Error::Unsupported(format!("not a CREATE TABLE statement: {sql}")));
+            return Err(Error::Unsupported(format!(
+                "not a CREATE TABLE statement: {sql}"
+            )));
         };
         let name = create.name.table().to_string();
         let declared = create.input.schema().as_arrow().clone();
-        Ok(live::def_from_schema(id, &name, &declared, time_column, retention_days)?)
+        Ok(live::def_from_schema(
+            id,
+            &name,
+            &declared,
+            time_column,
+            retention_days,
+        )?)
     }
 
     /// Registers a live table: its data in the live-table registry, its provider in the engine,
@@ -260,7 +268,10 @@ impl Catalog {
         let data = self.live.ingester.tables().insert(def.clone());
         data.set_files(self.live.persister.files_of(&def.id).await);
         let provider = LiveTableProvider::new(data, self.live.clone());
-        if let Err(e) = self.ctx.register_table(def.name.as_str(), Arc::new(provider)) {
+        if let Err(e) = self
+            .ctx
+            .register_table(def.name.as_str(), Arc::new(provider))
+        {
             self.live.ingester.tables().remove(&def.id);
             return Err(e.into());
         }
@@ -269,14 +280,24 @@ impl Catalog {
 
     async fn restore_live(&self, sql: &str, entry: &LiveEntry) -> Result<()> {
         let def = self
-            .plan_live(sql, entry.id.clone(), Some(&entry.time_column), entry.retention_days)
+            .plan_live(
+                sql,
+                entry.id.clone(),
+                Some(&entry.time_column),
+                entry.retention_days,
+            )
             .await?;
         self.register_live(def).await
     }
 
     async fn register_config_live(&self, t: &LiveTableConfig) -> Result<()> {
         let def = self
-            .plan_live(&t.to_create_sql(), t.id(), t.time_column.as_deref(), t.retention_days)
+            .plan_live(
+                &t.to_create_sql(),
+                t.id(),
+                t.time_column.as_deref(),
+                t.retention_days,
+            )
             .await?;
         self.register_live(def).await
     }

@@ -770,7 +770,11 @@ impl LiveEvents {
     }
 
     /// `n` events of simulated sessions, with event times within the second before `now`.
-    pub fn batch(&mut self, n: usize, now_micros: i64) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    pub fn batch(
+        &mut self,
+        n: usize,
+        now_micros: i64,
+    ) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
         let day_start = now_micros - now_micros.rem_euclid(MICROS_PER_DAY);
         let mut rows = simulate_day(&self.shop, &mut self.rng, day_start, n);
         rows.truncate(n);

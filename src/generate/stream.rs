@@ -86,8 +86,9 @@ fn encode(batch: &RecordBatch, format: StreamFormat) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     match format {
         StreamFormat::Arrow => {
-            let mut w = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())
-                .map_err(err)?;
+            let mut w =
+                datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())
+                    .map_err(err)?;
             w.write(batch).map_err(err)?;
             w.finish().map_err(err)?;
         }
@@ -106,7 +107,13 @@ fn encode(batch: &RecordBatch, format: StreamFormat) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-async fn post(client: &reqwest::Client, url: &str, content_type: &str, body: Vec<u8>, what: &str) -> Result<()> {
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    what: &str,
+) -> Result<()> {
     let response = client
         .post(url)
         .header("content-type", content_type)
@@ -130,7 +137,10 @@ async fn post(client: &reqwest::Client, url: &str, content_type: &str, body: Vec
 }
 
 /// Streams `opts.events` events; `report` is called about once a second with a status line.
-pub async fn stream_events(opts: &StreamOptions, mut report: impl FnMut(&str)) -> Result<StreamSummary> {
+pub async fn stream_events(
+    opts: &StreamOptions,
+    mut report: impl FnMut(&str),
+) -> Result<StreamSummary> {
     let base = opts.url.trim_end_matches('/').to_string();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.concurrency.max(1))
@@ -180,7 +190,9 @@ pub async fn stream_events(opts: &StreamOptions, mut report: impl FnMut(&str)) -
                 }
             }
             let now = chrono::Utc::now().timestamp_micros();
-            let batch = source.batch(n, now).map_err(|e| Error::Encode(e.to_string()))?;
+            let batch = source
+                .batch(n, now)
+                .map_err(|e| Error::Encode(e.to_string()))?;
             let body = encode(&batch, opts.format)?;
             let client = client.clone();
             let url = ingest_url.clone();
@@ -214,13 +226,20 @@ pub async fn stream_events(opts: &StreamOptions, mut report: impl FnMut(&str)) -
             max_lag_ms = max_lag_ms.max(now.duration_since(scheduled).as_secs_f64() * 1e3);
             window.push_back((now, n));
         }
-        while window.front().is_some_and(|(t, _)| t.elapsed() > Duration::from_secs(5)) {
+        while window
+            .front()
+            .is_some_and(|(t, _)| t.elapsed() > Duration::from_secs(5))
+        {
             window.pop_front();
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
             let recent: u64 = window.iter().map(|(_, n)| n).sum();
-            let span = window.front().map(|(t, _)| t.elapsed().as_secs_f64()).unwrap_or(1.0).max(1.0);
+            let span = window
+                .front()
+                .map(|(t, _)| t.elapsed().as_secs_f64())
+                .unwrap_or(1.0)
+                .max(1.0);
             let lag = latencies.last().copied().unwrap_or(0.0);
             report(&format!(
                 "{acked} events acknowledged, {:.0} events/s (last 5 s), last ack {lag:.1} ms, max lag behind schedule {max_lag_ms:.0} ms",

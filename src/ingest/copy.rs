@@ -63,7 +63,11 @@ impl CopyDecoder {
     /// `columns`: the column list of the COPY statement (empty: every column, in order).
     pub fn new(def: Arc<LiveTableDef>, columns: &[String], options: CopyOptions) -> Result<Self> {
         let names: Vec<String> = if columns.is_empty() {
-            def.schema.fields().iter().map(|f| f.name().clone()).collect()
+            def.schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
         } else {
             for c in columns {
                 if def.schema.field_with_name(c).is_err() {
@@ -142,7 +146,11 @@ impl CopyDecoder {
                         "expected {columns} column(s), got {} (COPY {} uses {})",
                         fields.len(),
                         self.def.name,
-                        if self.options.csv { "CSV" } else { "tab-separated text" }
+                        if self.options.csv {
+                            "CSV"
+                        } else {
+                            "tab-separated text"
+                        }
                     ),
                 });
             }
@@ -158,9 +166,11 @@ impl CopyDecoder {
             .into_iter()
             .map(|mut b| Arc::new(b.finish()) as ArrayRef)
             .collect();
-        let batch = RecordBatch::try_new(self.text_schema.clone(), arrays).map_err(|e| Error::Malformed {
-            location: None,
-            message: e.to_string(),
+        let batch = RecordBatch::try_new(self.text_schema.clone(), arrays).map_err(|e| {
+            Error::Malformed {
+                location: None,
+                message: e.to_string(),
+            }
         })?;
         let conformed = conform(&self.def, batch, |i| {
             Location::Line(lines.get(i).copied().unwrap_or(first_line + i + 1))
@@ -218,7 +228,10 @@ impl CopyDecoder {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
-                    let line = e.position().map(|p| base + p.line() as usize).unwrap_or(base + 1);
+                    let line = e
+                        .position()
+                        .map(|p| base + p.line() as usize)
+                        .unwrap_or(base + 1);
                     return Err(Error::Malformed {
                         location: Some(Location::Line(line)),
                         message: format!("invalid CSV: {e}"),
@@ -307,7 +320,11 @@ mod tests {
             id: "x".into(),
             name: "clicks".into(),
             schema: Arc::new(Schema::new(vec![
-                Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+                Field::new(
+                    "ts",
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    false,
+                ),
                 Field::new("id", DataType::Int64, false),
                 Field::new("page", DataType::Utf8, true),
                 Field::new("amount", DataType::Float64, true),
@@ -320,7 +337,8 @@ mod tests {
     #[test]
     fn text_format_with_escapes_nulls_and_split_messages() {
         let mut d = CopyDecoder::new(def(), &[], CopyOptions::text()).unwrap();
-        d.push(b"2026-10-01 00:00:00\t1\ta\\tb\t1.5\n2026-10-01 00:00:01\t2\t\\N\t").unwrap();
+        d.push(b"2026-10-01 00:00:00\t1\ta\\tb\t1.5\n2026-10-01 00:00:01\t2\t\\N\t")
+            .unwrap();
         d.push(b"\\N\n\\.\n").unwrap();
         let b = d.finish().unwrap();
         assert_eq!(b[0].num_rows(), 2);
@@ -336,15 +354,20 @@ mod tests {
         let mut o = CopyOptions::csv();
         o.header = true;
         let mut d = CopyDecoder::new(def(), &cols, o).unwrap();
-        d.push(b"id,ts\n7,2026-10-01T00:00:00Z\n8,\"2026-10-01 00:00:01\"\n").unwrap();
+        d.push(b"id,ts\n7,2026-10-01T00:00:00Z\n8,\"2026-10-01 00:00:01\"\n")
+            .unwrap();
         let b = d.finish().unwrap();
-        assert_eq!(b[0].column(1).as_primitive::<Int64Type>().values().to_vec(), vec![7, 8]);
+        assert_eq!(
+            b[0].column(1).as_primitive::<Int64Type>().values().to_vec(),
+            vec![7, 8]
+        );
     }
 
     #[test]
     fn errors_name_line_and_column() {
         let mut d = CopyDecoder::new(def(), &[], CopyOptions::text()).unwrap();
-        d.push(b"2026-10-01 00:00:00\t1\ta\t1\n2026-10-01 00:00:00\tx\ta\t1\n").unwrap();
+        d.push(b"2026-10-01 00:00:00\t1\ta\t1\n2026-10-01 00:00:00\tx\ta\t1\n")
+            .unwrap();
         let m = d.finish().unwrap_err().to_string();
         assert!(m.contains("line 2") && m.contains("'id'"), "{m}");
         let mut d = CopyDecoder::new(def(), &[], CopyOptions::text()).unwrap();

@@ -35,10 +35,18 @@ impl BodyFormat {
 
     /// The format for a Content-Type header value (parameters such as charset ignored).
     pub fn from_content_type(value: &str) -> Option<Self> {
-        let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match mime.as_str() {
-            "application/x-ndjson" | "application/jsonl" | "application/json-lines"
-            | "application/jsonlines" | "application/json" => Some(Self::NdJson),
+            "application/x-ndjson"
+            | "application/jsonl"
+            | "application/json-lines"
+            | "application/jsonlines"
+            | "application/json" => Some(Self::NdJson),
             "text/csv" => Some(Self::Csv),
             "application/vnd.apache.arrow.stream" => Some(Self::ArrowStream),
             _ => None,
@@ -410,9 +418,10 @@ fn cast_error(col: &ArrayRef, field: &Field, location: &impl Fn(usize) -> Locati
         .and_then(|c| (0..col.len()).find(|&i| col.is_valid(i) && c.is_null(i)));
     match bad_row {
         Some(i) => {
-            let value = arrow::util::display::ArrayFormatter::try_new(col.as_ref(), &Default::default())
-                .map(|f| f.value(i).to_string())
-                .unwrap_or_default();
+            let value =
+                arrow::util::display::ArrayFormatter::try_new(col.as_ref(), &Default::default())
+                    .map(|f| f.value(i).to_string())
+                    .unwrap_or_default();
             Error::Malformed {
                 location: Some(location(i)),
                 message: format!(
@@ -452,7 +461,11 @@ mod tests {
             id: "x".into(),
             name: "clicks".into(),
             schema: Arc::new(Schema::new(vec![
-                Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+                Field::new(
+                    "ts",
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    false,
+                ),
                 Field::new("id", DataType::Int64, false),
                 Field::new("page", DataType::Utf8, true),
                 Field::new("amount", DataType::Float64, true),
@@ -484,11 +497,31 @@ mod tests {
         let ok = "{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1}";
         let cases = [
             (format!("{ok}\n{ok}\n{{\"ts\": oops\n"), "line 3", "JSON"),
-            (format!("{ok}\n{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1,\"amount\":\"abc\"}}\n"), "line 2", "'amount'"),
-            (format!("{ok}\n\n{{\"ts\":\"2026-10-01T12:00:00Z\"}}\n"), "line 3", "'id'"),
-            (format!("{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1,\"nope\":3}}\n"), "line 1", "'nope'"),
-            (format!("{{\"ts\":\"yesterday\",\"id\":1}}\n"), "line 1", "'ts'"),
-            (format!("{ok}\n{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1.5}}\n"), "line 2", "'id'"),
+            (
+                format!("{ok}\n{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1,\"amount\":\"abc\"}}\n"),
+                "line 2",
+                "'amount'",
+            ),
+            (
+                format!("{ok}\n\n{{\"ts\":\"2026-10-01T12:00:00Z\"}}\n"),
+                "line 3",
+                "'id'",
+            ),
+            (
+                format!("{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1,\"nope\":3}}\n"),
+                "line 1",
+                "'nope'",
+            ),
+            (
+                format!("{{\"ts\":\"yesterday\",\"id\":1}}\n"),
+                "line 1",
+                "'ts'",
+            ),
+            (
+                format!("{ok}\n{{\"ts\":\"2026-10-01T12:00:00Z\",\"id\":1.5}}\n"),
+                "line 2",
+                "'id'",
+            ),
         ];
         for (body, line, col) in cases {
             let m = msg(decode(&d, BodyFormat::NdJson, body.as_bytes()).unwrap_err());
@@ -499,15 +532,33 @@ mod tests {
     #[test]
     fn csv_header_any_order_and_errors() {
         let d = def();
-        let b = decode(&d, BodyFormat::Csv, b"id,ts,amount\n7,2026-10-01T00:00:00Z,2.5\n8,2026-10-01 00:00:01,\n").unwrap();
+        let b = decode(
+            &d,
+            BodyFormat::Csv,
+            b"id,ts,amount\n7,2026-10-01T00:00:00Z,2.5\n8,2026-10-01 00:00:01,\n",
+        )
+        .unwrap();
         assert_eq!(b[0].num_rows(), 2);
-        let amount = b[0].column(3).as_any().downcast_ref::<Float64Array>().unwrap();
+        let amount = b[0]
+            .column(3)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         assert_eq!(amount.value(0), 2.5);
         assert!(amount.is_null(1));
         assert!(b[0].column(2).is_null(0));
-        let ids = b[0].column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+        let ids = b[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         assert_eq!(ids.values().to_vec(), vec![7, 8]);
-        let m = msg(decode(&d, BodyFormat::Csv, b"id,ts\n1,2026-10-01T00:00:00Z\nx,2026-10-01T00:00:00Z\n").unwrap_err());
+        let m = msg(decode(
+            &d,
+            BodyFormat::Csv,
+            b"id,ts\n1,2026-10-01T00:00:00Z\nx,2026-10-01T00:00:00Z\n",
+        )
+        .unwrap_err());
         assert!(m.contains("line 3") && m.contains("'id'"), "{m}");
         let m = msg(decode(&d, BodyFormat::Csv, b"id,ts,bogus\n").unwrap_err());
         assert!(m.contains("line 1") && m.contains("'bogus'"), "{m}");
@@ -534,7 +585,8 @@ mod tests {
         .unwrap();
         let mut body = Vec::new();
         {
-            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut body, &input.schema()).unwrap();
+            let mut w =
+                arrow::ipc::writer::StreamWriter::try_new(&mut body, &input.schema()).unwrap();
             w.write(&input).unwrap();
             w.finish().unwrap();
         }

@@ -113,8 +113,12 @@ pub fn wal_dir(data_dir: &Path) -> PathBuf {
 impl Persister {
     /// Loads the manifest of `data_dir`.
     pub fn open(data_dir: &Path, tables: Arc<LiveTables>, options: PersistOptions) -> Result<Self> {
-        let manifest = store::load_checksummed(&manifest_path(data_dir), MANIFEST_MAGIC, "live-table manifest")?
-            .unwrap_or_default();
+        let manifest = store::load_checksummed(
+            &manifest_path(data_dir),
+            MANIFEST_MAGIC,
+            "live-table manifest",
+        )?
+        .unwrap_or_default();
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
             wal_dir: wal_dir(data_dir),
@@ -233,9 +237,10 @@ impl Persister {
             }
             let def = table.def.clone();
             let data_dir = self.data_dir.clone();
-            let files = tokio::task::spawn_blocking(move || write_partitions(&data_dir, &def, &batches))
-                .await
-                .map_err(|e| Error::Task(e.to_string()))??;
+            let files =
+                tokio::task::spawn_blocking(move || write_partitions(&data_dir, &def, &batches))
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))??;
             rows += files.iter().map(|f| f.rows).sum::<u64>();
             next.tables
                 .entry(table.def.id.clone())
@@ -376,14 +381,20 @@ impl Persister {
 
     fn delete_later(&self, rel_paths: &[String]) {
         let due = Instant::now() + self.options.delete_delay;
-        let mut pending = self.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self
+            .pending_deletes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         pending.extend(rel_paths.iter().map(|p| (due, self.data_dir.join(p))));
     }
 
     /// Deletes replaced files whose delay is over (all of them when `all`).
     pub fn delete_due(&self, all: bool) {
         let now = Instant::now();
-        let mut pending = self.pending_deletes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = self
+            .pending_deletes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         pending.retain(|(due, path)| {
             if all || *due <= now {
                 let _ = std::fs::remove_file(path);
@@ -433,10 +444,15 @@ pub fn write_partitions(
             continue;
         }
         // Rows of several days in one batch (late events): split by day.
-        let times = b.batch.column(def.time_column).as_primitive::<TimestampMicrosecondType>();
+        let times = b
+            .batch
+            .column(def.time_column)
+            .as_primitive::<TimestampMicrosecondType>();
         let mut rows: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         for (i, t) in times.values().iter().enumerate() {
-            rows.entry(t.div_euclid(MICROS_PER_DAY)).or_default().push(i as u32);
+            rows.entry(t.div_euclid(MICROS_PER_DAY))
+                .or_default()
+                .push(i as u32);
         }
         for (day, idx) in rows {
             let part = take_record_batch(&b.batch, &UInt32Array::from(idx))?;
@@ -474,7 +490,9 @@ fn write_file(
         None,
     )?;
     let batch = take_record_batch(&batch, &indices)?;
-    let times = batch.column(def.time_column).as_primitive::<TimestampMicrosecondType>();
+    let times = batch
+        .column(def.time_column)
+        .as_primitive::<TimestampMicrosecondType>();
     let min_time = arrow::compute::min(times).unwrap_or(0);
     let max_time = arrow::compute::max(times).unwrap_or(0);
     let path = data_dir.join(&rel);
@@ -487,7 +505,9 @@ fn write_file(
     let tmp = path.with_extension("parquet.tmp");
     let file = std::fs::File::create(&tmp).map_err(io)?;
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("level 1 is valid")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("level 1 is valid"),
+        ))
         .set_max_row_group_row_count(Some(256 * 1024))
         .build();
     let pq = |source| Error::Parquet {
@@ -515,7 +535,11 @@ fn write_file(
 }
 
 /// Reads `inputs` (all of one partition) and writes them as one sorted file.
-fn merge_files(data_dir: &Path, def: &LiveTableDef, inputs: &[PersistedFile]) -> Result<PersistedFile> {
+fn merge_files(
+    data_dir: &Path,
+    def: &LiveTableDef,
+    inputs: &[PersistedFile],
+) -> Result<PersistedFile> {
     let mut parts = Vec::new();
     for f in inputs {
         let path = data_dir.join(&f.path);
@@ -535,9 +559,10 @@ fn merge_files(data_dir: &Path, def: &LiveTableDef, inputs: &[PersistedFile]) ->
         for b in reader {
             let b = b?;
             // Files written by an older definition are cast to the current schema by name.
-            parts.push(crate::ingest::decode::conform(def, b, crate::ingest::Location::Row).map_err(
-                |e| Error::Task(format!("compacting {}: {e}", f.path)),
-            )?);
+            parts.push(
+                crate::ingest::decode::conform(def, b, crate::ingest::Location::Row)
+                    .map_err(|e| Error::Task(format!("compacting {}: {e}", f.path)))?,
+            );
         }
     }
     let date = inputs.first().map(|f| f.date.clone()).unwrap_or_default();
@@ -560,7 +585,11 @@ mod tests {
             id: "t1".into(),
             name: "clicks".into(),
             schema: Arc::new(Schema::new(vec![
-                Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+                Field::new(
+                    "ts",
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    false,
+                ),
                 Field::new("id", DataType::Int64, false),
             ])),
             time_column: 0,
@@ -608,7 +637,10 @@ mod tests {
         assert_eq!(files[1].date, "1970-01-03");
         assert!(files[1].path.starts_with("live/clicks/date=1970-01-03/"));
         assert_eq!(read_ids(&dir.path().join(&files[1].path)), vec![2, 1]);
-        assert_eq!((files[1].min_time, files[1].max_time), (2 * day + 10, 2 * day + 50));
+        assert_eq!(
+            (files[1].min_time, files[1].max_time),
+            (2 * day + 10, 2 * day + 50)
+        );
         let merged = merge_files(dir.path(), &d, &files[1..]).unwrap();
         assert_eq!(merged.rows, 2);
     }
@@ -658,7 +690,12 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].rows, 2);
         p.delete_due(true);
-        std::fs::write(dir.path().join("live/clicks/date=1970-01-01/orphan.parquet"), b"x").unwrap();
+        std::fs::write(
+            dir.path()
+                .join("live/clicks/date=1970-01-01/orphan.parquet"),
+            b"x",
+        )
+        .unwrap();
         assert_eq!(p.remove_orphans().await, 1);
         assert_eq!(read_ids(&dir.path().join(&files[0].path)), vec![0, 1]);
     }

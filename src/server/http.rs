@@ -87,7 +87,10 @@ async fn health() -> Response {
 fn json(status: StatusCode, value: &serde_json::Value) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         value.to_string(),
     )
         .into_response()
@@ -122,7 +125,12 @@ fn statement_error(e: impl std::error::Error + Send + Sync + 'static) -> Error {
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Error> {
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         // axum reports an over-limit body as a length-limit error in the source chain.
-        let text = format!("{e} {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+        let text = format!(
+            "{e} {}",
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        );
         if text.to_ascii_lowercase().contains("length limit") {
             Error::TooLarge { limit }
         } else {
@@ -143,14 +151,23 @@ async fn ingest(
     }
 }
 
-async fn ingest_inner(state: &HttpState, table: &str, headers: &HeaderMap, body: Body) -> Result<u64, Error> {
+async fn ingest_inner(
+    state: &HttpState,
+    table: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<u64, Error> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let format = BodyFormat::from_content_type(content_type)
         .ok_or_else(|| Error::UnsupportedContentType(content_type.to_string()))?;
-    let data = state.catalog.live_table(table).await.map_err(statement_error)?;
+    let data = state
+        .catalog
+        .live_table(table)
+        .await
+        .map_err(statement_error)?;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -207,18 +224,26 @@ async fn sql(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body
     }
 }
 
-async fn sql_inner(state: &HttpState, body: Body) -> Result<(SchemaRef, SendableRecordBatchStream), Error> {
+async fn sql_inner(
+    state: &HttpState,
+    body: Body,
+) -> Result<(SchemaRef, SendableRecordBatchStream), Error> {
     let bytes = read_body(body, state.max_request_bytes).await?;
     let text = std::str::from_utf8(&bytes).map_err(|_| Error::NotUtf8)?;
     check_statement_complexity(text).map_err(statement_error)?;
     let ctx = state.catalog.session_context();
-    let pieces = split_catalog_statements(text).unwrap_or_else(|| vec![QueryPiece::Sql(text.to_string())]);
+    let pieces =
+        split_catalog_statements(text).unwrap_or_else(|| vec![QueryPiece::Sql(text.to_string())]);
     let mut last: Option<(SchemaRef, SendableRecordBatchStream)> = None;
     let count = pieces.len();
     for (i, piece) in pieces.into_iter().enumerate() {
         match piece {
             QueryPiece::Catalog(statement) => {
-                state.catalog.execute(&statement).await.map_err(statement_error)?;
+                state
+                    .catalog
+                    .execute(&statement)
+                    .await
+                    .map_err(statement_error)?;
                 last = None;
             }
             QueryPiece::Sql(sql) => {
@@ -247,63 +272,83 @@ async fn sql_inner(state: &HttpState, body: Body) -> Result<(SchemaRef, Sendable
 
 /// Streams results in the asked encoding, batch by batch. An error after the first bytes were
 /// sent can only end the response early (the status line is gone); it is logged.
-fn encode_results(format: ResultFormat, schema: SchemaRef, stream: SendableRecordBatchStream) -> Response {
-    let (content_type, encoder): (&str, Box<dyn FnMut(Option<&RecordBatch>) -> Result<Vec<u8>, arrow::error::ArrowError> + Send>) = match format {
+fn encode_results(
+    format: ResultFormat,
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+) -> Response {
+    let (content_type, encoder): (
+        &str,
+        Box<dyn FnMut(Option<&RecordBatch>) -> Result<Vec<u8>, arrow::error::ArrowError> + Send>,
+    ) = match format {
         ResultFormat::Json => {
             let mut first = true;
-            ("application/json", Box::new(move |batch| {
-                let mut out = Vec::new();
-                match batch {
-                    Some(b) if b.num_rows() > 0 => {
-                        let mut w = arrow::json::ArrayWriter::new(Vec::new());
-                        w.write(b)?;
-                        w.finish()?;
-                        let array = w.into_inner();
-                        // `[{..},{..}]` of this batch without its brackets, joined to the rest.
-                        let inner = &array[1..array.len().saturating_sub(1)];
-                        out.push(if first { b'[' } else { b',' });
-                        out.extend_from_slice(inner);
-                        first = false;
+            (
+                "application/json",
+                Box::new(move |batch| {
+                    let mut out = Vec::new();
+                    match batch {
+                        Some(b) if b.num_rows() > 0 => {
+                            let mut w = arrow::json::ArrayWriter::new(Vec::new());
+                            w.write(b)?;
+                            w.finish()?;
+                            let array = w.into_inner();
+                            // `[{..},{..}]` of this batch without its brackets, joined to the rest.
+                            let inner = &array[1..array.len().saturating_sub(1)];
+                            out.push(if first { b'[' } else { b',' });
+                            out.extend_from_slice(inner);
+                            first = false;
+                        }
+                        Some(_) => {}
+                        None => out.extend_from_slice(if first { b"[]" } else { b"]" }),
                     }
-                    Some(_) => {}
-                    None => out.extend_from_slice(if first { b"[]" } else { b"]" }),
-                }
-                Ok(out)
-            }))
+                    Ok(out)
+                }),
+            )
         }
         ResultFormat::Csv => {
             let mut header = true;
             let schema = schema.clone();
-            ("text/csv", Box::new(move |batch| {
-                let mut out = Vec::new();
-                let empty;
-                let b = match batch {
-                    Some(b) => b,
-                    None if header => {
-                        empty = RecordBatch::new_empty(schema.clone());
-                        &empty
-                    }
-                    None => return Ok(out),
-                };
-                let mut w = arrow::csv::WriterBuilder::new().with_header(header).build(&mut out);
-                w.write(b)?;
-                drop(w);
-                header = false;
-                Ok(out)
-            }))
+            (
+                "text/csv",
+                Box::new(move |batch| {
+                    let mut out = Vec::new();
+                    let empty;
+                    let b = match batch {
+                        Some(b) => b,
+                        None if header => {
+                            empty = RecordBatch::new_empty(schema.clone());
+                            &empty
+                        }
+                        None => return Ok(out),
+                    };
+                    let mut w = arrow::csv::WriterBuilder::new()
+                        .with_header(header)
+                        .build(&mut out);
+                    w.write(b)?;
+                    drop(w);
+                    header = false;
+                    Ok(out)
+                }),
+            )
         }
         ResultFormat::Arrow => {
             let mut writer = arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema).ok();
-            ("application/vnd.apache.arrow.stream", Box::new(move |batch| {
-                let Some(w) = writer.as_mut() else {
-                    return Err(arrow::error::ArrowError::IpcError("cannot start the Arrow stream".into()));
-                };
-                match batch {
-                    Some(b) => w.write(b)?,
-                    None => w.finish()?,
-                }
-                Ok(std::mem::take(w.get_mut()))
-            }))
+            (
+                "application/vnd.apache.arrow.stream",
+                Box::new(move |batch| {
+                    let Some(w) = writer.as_mut() else {
+                        return Err(arrow::error::ArrowError::IpcError(
+                            "cannot start the Arrow stream".into(),
+                        ));
+                    };
+                    match batch {
+                        Some(b) => w.write(b)?,
+                        None => w.finish()?,
+                    }
+                    Ok(std::mem::take(w.get_mut()))
+                }),
+            )
         }
     };
     let mut encoder = encoder;
@@ -312,12 +357,16 @@ fn encode_results(format: ResultFormat, schema: SchemaRef, stream: SendableRecor
         .chain(futures::stream::once(async { None }))
         .map(move |item| -> Result<Bytes, std::io::Error> {
             match item {
-                Some(Ok(batch)) => encoder(Some(&batch)).map(Bytes::from).map_err(std::io::Error::other),
+                Some(Ok(batch)) => encoder(Some(&batch))
+                    .map(Bytes::from)
+                    .map_err(std::io::Error::other),
                 Some(Err(e)) => {
                     warn!(error = %e, "query failed while its results were being sent over http");
                     Err(std::io::Error::other(e.to_string()))
                 }
-                None => encoder(None).map(Bytes::from).map_err(std::io::Error::other),
+                None => encoder(None)
+                    .map(Bytes::from)
+                    .map_err(std::io::Error::other),
             }
         })
         .try_filter(|b| futures::future::ready(!b.is_empty()));

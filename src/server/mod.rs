@@ -4,6 +4,6 @@
 
 pub mod cancel;
 pub mod flight;
+pub mod http;
 pub mod pg;
 pub mod pg_compat;
-pub mod http;

@@ -20,10 +20,10 @@ use futures::{Sink, SinkExt};
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::PortalExecutionState;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler, send_query_response};
-use pgwire::api::copy::CopyHandler;
 use pgwire::api::results::{CopyResponse, FieldInfo, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
@@ -231,7 +231,11 @@ impl PgService {
 
     /// Starts `COPY table FROM STDIN` when `query` is one: the decoder goes into the
     /// connection's session state and the client is told to send its data.
-    async fn start_copy<C: ClientInfo>(&self, client: &C, query: &str) -> PgWireResult<Option<Response>> {
+    async fn start_copy<C: ClientInfo>(
+        &self,
+        client: &C,
+        query: &str,
+    ) -> PgWireResult<Option<Response>> {
         let Some(parsed) = parse_copy_from_stdin(query) else {
             return Ok(None);
         };
@@ -244,7 +248,9 @@ impl PgService {
         let decoder = CopyDecoder::new(data.def.clone(), &columns, options)
             .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let columns = decoder.columns();
-        let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(CopySlot::default);
         *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(CopyIn { data, decoder });
         Ok(Some(Response::CopyIn(CopyResponse::new(
             0,
@@ -255,7 +261,11 @@ impl PgService {
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        code.into(),
+        message,
+    )))
 }
 
 /// A COPY FROM STDIN in progress on one connection.
@@ -276,7 +286,9 @@ impl CopySlot {
 
 /// `COPY t [(cols)] FROM STDIN [WITH (...)]`: the table, the column list and the format.
 /// `None` when the statement is not a COPY FROM STDIN (the engine reports other COPYs).
-fn parse_copy_from_stdin(query: &str) -> Option<Result<(String, Vec<String>, CopyOptions), String>> {
+fn parse_copy_from_stdin(
+    query: &str,
+) -> Option<Result<(String, Vec<String>, CopyOptions), String>> {
     use datafusion::sql::sqlparser::ast::{
         CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget,
     };
@@ -284,12 +296,18 @@ fn parse_copy_from_stdin(query: &str) -> Option<Result<(String, Vec<String>, Cop
     use datafusion::sql::sqlparser::parser::Parser;
 
     let head = query.trim_start();
-    if head.len() < 4 || !head[..4].eq_ignore_ascii_case("copy") || !query.to_ascii_lowercase().contains("stdin") {
+    if head.len() < 4
+        || !head[..4].eq_ignore_ascii_case("copy")
+        || !query.to_ascii_lowercase().contains("stdin")
+    {
         return None;
     }
     let statements = Parser::parse_sql(&PostgreSqlDialect {}, query).ok()?;
     let Some(SqlStatement::Copy {
-        source: CopySource::Table { table_name, columns },
+        source: CopySource::Table {
+            table_name,
+            columns,
+        },
         to: false,
         target: CopyTarget::Stdin,
         options,
@@ -308,7 +326,11 @@ fn parse_copy_from_stdin(query: &str) -> Option<Result<(String, Vec<String>, Cop
             CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
                 "csv" => o = CopyOptions::csv(),
                 "text" => o = CopyOptions::text(),
-                other => return Some(Err(format!("COPY format {other} is not supported (use text or csv)"))),
+                other => {
+                    return Some(Err(format!(
+                        "COPY format {other} is not supported (use text or csv)"
+                    )));
+                }
             },
             CopyOption::Delimiter(c) => delimiter = Some(c),
             CopyOption::Null(n) => null = Some(n),
@@ -358,7 +380,9 @@ impl CopyHandler for PgService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(CopySlot::default);
         let mut guard = slot.0.lock().unwrap_or_else(|e| e.into_inner());
         let Some(copy) = guard.as_mut() else {
             return Err(user_error("08P01", "no COPY in progress".into()));
@@ -378,7 +402,9 @@ impl CopyHandler for PgService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let slot = client.session_extensions().get_or_insert_with(CopySlot::default);
+        let slot = client
+            .session_extensions()
+            .get_or_insert_with(CopySlot::default);
         let Some(copy) = slot.take() else {
             return Err(user_error("08P01", "no COPY in progress".into()));
         };
@@ -407,7 +433,10 @@ impl CopyHandler for PgService {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        client.session_extensions().get_or_insert_with(CopySlot::default).take();
+        client
+            .session_extensions()
+            .get_or_insert_with(CopySlot::default)
+            .take();
         user_error("57014", format!("COPY from stdin failed: {}", fail.message))
     }
 }
@@ -419,7 +448,9 @@ fn copy_error(e: &crate::ingest::Error) -> crate::ingest::Error {
             location: *location,
             message: format!("COPY: {message}"),
         },
-        crate::ingest::Error::TableNotFound { name } => crate::ingest::Error::TableNotFound { name: name.clone() },
+        crate::ingest::Error::TableNotFound { name } => {
+            crate::ingest::Error::TableNotFound { name: name.clone() }
+        }
         other => crate::ingest::Error::Malformed {
             location: None,
             message: other.to_string(),

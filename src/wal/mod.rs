@@ -48,7 +48,9 @@ pub enum Error {
     },
     #[error("write-ahead log segment {path} is not a carthouse WAL file (bad header)")]
     BadHeader { path: PathBuf },
-    #[error("write-ahead log segment {path} has version {found}; this carthouse reads version {VERSION}")]
+    #[error(
+        "write-ahead log segment {path} has version {found}; this carthouse reads version {VERSION}"
+    )]
     UnsupportedVersion { path: PathBuf, found: u32 },
     #[error(
         "write-ahead log segment {path} is corrupt at byte {offset} and is not the last segment; \
@@ -403,7 +405,12 @@ impl Segment {
     }
 }
 
-fn writer_loop(dir: PathBuf, mut segment: Segment, rx: mpsc::Receiver<Op>, applier: Arc<dyn Applier>) {
+fn writer_loop(
+    dir: PathBuf,
+    mut segment: Segment,
+    rx: mpsc::Receiver<Op>,
+    applier: Arc<dyn Applier>,
+) {
     // After a failed write or sync the file's state is unknown: stop taking writes (every later
     // request gets an error) rather than acknowledge rows that may not be on disk.
     let mut failed: Option<String> = None;
@@ -539,7 +546,9 @@ mod tests {
             vec![
                 Arc::new(Int64Array::from(ids.to_vec())),
                 Arc::new(StringArray::from(
-                    ids.iter().map(|i| Some(format!("v{i}"))).collect::<Vec<_>>(),
+                    ids.iter()
+                        .map(|i| Some(format!("v{i}")))
+                        .collect::<Vec<_>>(),
                 )),
             ],
         )
@@ -655,7 +664,10 @@ mod tests {
         let n = bad.len();
         bad[n - 5] ^= 0xff;
         std::fs::write(&path, &bad).unwrap();
-        assert_eq!(ids_of(&replay(dir.path(), 0, u64::MAX).unwrap()), vec![0, 1, 10, 11]);
+        assert_eq!(
+            ids_of(&replay(dir.path(), 0, u64::MAX).unwrap()),
+            vec![0, 1, 10, 11]
+        );
     }
 
     #[test]
@@ -680,6 +692,9 @@ mod tests {
             Err(Error::CorruptSegment { .. })
         ));
         std::fs::write(&path, b"NOTAWAL\0\x01\0\0\0\0\0\0\0\0\0\0\0").unwrap();
-        assert!(matches!(replay(dir.path(), 0, u64::MAX), Err(Error::BadHeader { .. })));
+        assert!(matches!(
+            replay(dir.path(), 0, u64::MAX),
+            Err(Error::BadHeader { .. })
+        ));
     }
 }

@@ -29,10 +29,10 @@ use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
     CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
-    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
-    CommandStatementIngest, CommandStatementUpdate, DoPutPreparedStatementResult,
-    DoPutUpdateResult, Nullable, ProstMessageExt, Searchable, SqlInfo, TableExistsOption,
-    TableNotExistOption, TicketStatementQuery, XdbcDataType,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementIngest,
+    CommandStatementQuery, CommandStatementUpdate, DoPutPreparedStatementResult, DoPutUpdateResult,
+    Nullable, ProstMessageExt, Searchable, SqlInfo, TableExistsOption, TableNotExistOption,
+    TicketStatementQuery, XdbcDataType,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
@@ -269,11 +269,9 @@ impl FlightSqlFrontEnd {
             request.into_inner().map_err(FlightError::from),
         );
         let mut batches = Vec::new();
-        while let Some(b) = stream
-            .try_next()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("cannot decode the ingest stream: {e}")))?
-        {
+        while let Some(b) = stream.try_next().await.map_err(|e| {
+            Status::invalid_argument(format!("cannot decode the ingest stream: {e}"))
+        })? {
             batches.push(b);
         }
         let schema = stream.schema().cloned();
@@ -281,7 +279,9 @@ impl FlightSqlFrontEnd {
         let data = match exists {
             Ok(data) => match if_exists {
                 TableExistsOption::Fail => {
-                    return Err(Status::already_exists(format!("table '{table}' already exists")));
+                    return Err(Status::already_exists(format!(
+                        "table '{table}' already exists"
+                    )));
                 }
                 TableExistsOption::Replace => {
                     return Err(Status::unimplemented(
@@ -290,17 +290,25 @@ impl FlightSqlFrontEnd {
                 }
                 TableExistsOption::Append | TableExistsOption::Unspecified => data,
             },
-            Err(ingest::Error::TableNotFound { .. }) if if_not_exist == TableNotExistOption::Create => {
+            Err(ingest::Error::TableNotFound { .. })
+                if if_not_exist == TableNotExistOption::Create =>
+            {
                 let schema = schema.ok_or_else(|| {
-                    Status::invalid_argument("the ingest stream has no schema to create the table from")
+                    Status::invalid_argument(
+                        "the ingest stream has no schema to create the table from",
+                    )
                 })?;
                 let sql = crate::catalog::live::create_table_sql(table, &schema);
                 let name = crate::catalog::split_catalog_statements(&sql)
                     .and_then(|p| match p.into_iter().next() {
-                        Some(QueryPiece::Catalog(CatalogStatement::CreateLive { name, .. })) => Some(name),
+                        Some(QueryPiece::Catalog(CatalogStatement::CreateLive {
+                            name, ..
+                        })) => Some(name),
                         _ => None,
                     })
-                    .ok_or_else(|| Status::invalid_argument(format!("invalid table name {table:?}")))?;
+                    .ok_or_else(|| {
+                        Status::invalid_argument(format!("invalid table name {table:?}"))
+                    })?;
                 let statement = CatalogStatement::CreateLive {
                     name,
                     sql,
@@ -308,8 +316,14 @@ impl FlightSqlFrontEnd {
                     or_replace: false,
                     has_query: false,
                 };
-                self.catalog.execute(&statement).await.map_err(|e| status(&e))?;
-                self.catalog.live_table(table).await.map_err(|e| status(&e))?
+                self.catalog
+                    .execute(&statement)
+                    .await
+                    .map_err(|e| status(&e))?;
+                self.catalog
+                    .live_table(table)
+                    .await
+                    .map_err(|e| status(&e))?
             }
             Err(e) => return Err(status(&e)),
         };
@@ -601,8 +615,8 @@ impl FlightSqlService for FlightSqlFrontEnd {
         let options = command.table_definition_options.unwrap_or_default();
         let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
             .unwrap_or(TableNotExistOption::Unspecified);
-        let if_exists =
-            TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+        let if_exists = TableExistsOption::try_from(options.if_exists)
+            .unwrap_or(TableExistsOption::Unspecified);
         let rows = self
             .ingest(&command.table, if_not_exist, if_exists, request)
             .await?;
@@ -621,7 +635,8 @@ impl FlightSqlService for FlightSqlFrontEnd {
             None => None,
         };
         let Some(descriptor) = descriptor.filter(|d| {
-            d.r#type == arrow_flight::flight_descriptor::DescriptorType::Path as i32 && !d.path.is_empty()
+            d.r#type == arrow_flight::flight_descriptor::DescriptorType::Path as i32
+                && !d.path.is_empty()
         }) else {
             return Err(Status::unimplemented(format!(
                 "DoPut of {:?} is not supported; use a path descriptor naming a live table, or \
@@ -631,7 +646,12 @@ impl FlightSqlService for FlightSqlFrontEnd {
         };
         let table = descriptor.path.join(".");
         let rows = self
-            .ingest(&table, TableNotExistOption::Fail, TableExistsOption::Append, request)
+            .ingest(
+                &table,
+                TableNotExistOption::Fail,
+                TableExistsOption::Append,
+                request,
+            )
             .await?;
         let result = DoPutUpdateResult {
             record_count: rows as i64,
@@ -639,7 +659,9 @@ impl FlightSqlService for FlightSqlFrontEnd {
         let reply = PutResult {
             app_metadata: result.encode_to_vec().into(),
         };
-        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(reply)]))))
+        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(
+            reply,
+        )]))))
     }
 
     async fn do_put_prepared_statement_query(
