@@ -211,21 +211,28 @@ impl Config {
 
     fn validate(&self, path: &Path) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
+        // File and live tables share one namespace: a name is an identifier, declared once.
+        let mut check_name = |name: &str| -> Result<()> {
+            let message = if !is_identifier(name) {
+                "name must be a plain identifier (letters, digits, _; not starting with a digit)"
+            } else if !seen.insert(name.to_ascii_lowercase()) {
+                "declared twice"
+            } else {
+                return Ok(());
+            };
+            Err(Error::Table {
+                path: path.to_path_buf(),
+                table: name.to_string(),
+                message: message.into(),
+            })
+        };
         for t in &self.live_tables {
+            check_name(&t.name)?;
             let err = |message: String| Error::Table {
                 path: path.to_path_buf(),
                 table: t.name.clone(),
                 message,
             };
-            if !is_identifier(&t.name) {
-                return Err(err(
-                    "name must be a plain identifier (letters, digits, _; not starting with a digit)"
-                        .into(),
-                ));
-            }
-            if !seen.insert(t.name.to_ascii_lowercase()) {
-                return Err(err("declared twice".into()));
-            }
             if t.columns.trim().is_empty() {
                 return Err(err("`columns` is empty".into()));
             }
@@ -248,20 +255,12 @@ impl Config {
             return Err(live_err("compact_min_files must be at least 2".into()));
         }
         for t in &self.tables {
+            check_name(&t.name)?;
             let err = |message: String| Error::Table {
                 path: path.to_path_buf(),
                 table: t.name.clone(),
                 message,
             };
-            if !is_identifier(&t.name) {
-                return Err(err(
-                    "name must be a plain identifier (letters, digits, _; not starting with a digit)"
-                        .into(),
-                ));
-            }
-            if !seen.insert(t.name.to_ascii_lowercase()) {
-                return Err(err("declared twice".into()));
-            }
             if t.location.trim().is_empty() {
                 return Err(err("`location` is empty".into()));
             }
