@@ -313,25 +313,11 @@ fn unescape(field: &[u8]) -> std::result::Result<String, String> {
 mod tests {
     use super::*;
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Float64Type, Int64Type, TimeUnit};
+    use arrow::datatypes::{Float64Type, Int64Type};
 
+    /// The same `clicks` table the decoder tests use.
     fn def() -> Arc<LiveTableDef> {
-        Arc::new(LiveTableDef {
-            id: "x".into(),
-            name: "clicks".into(),
-            schema: Arc::new(Schema::new(vec![
-                Field::new(
-                    "ts",
-                    DataType::Timestamp(TimeUnit::Microsecond, None),
-                    false,
-                ),
-                Field::new("id", DataType::Int64, false),
-                Field::new("page", DataType::Utf8, true),
-                Field::new("amount", DataType::Float64, true),
-            ])),
-            time_column: 0,
-            retention_days: None,
-        })
+        Arc::new(crate::ingest::decode::tests::def())
     }
 
     #[test]

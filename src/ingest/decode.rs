@@ -451,12 +451,13 @@ fn quote_value(v: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arrow::array::{AsArray, Float64Array, Int64Array};
     use arrow::datatypes::{Int64Type, TimeUnit, TimestampMicrosecondType};
 
-    fn def() -> LiveTableDef {
+    /// A `clicks` table: ts TIMESTAMP NOT NULL, id BIGINT NOT NULL, page TEXT, amount DOUBLE.
+    pub(crate) fn def() -> LiveTableDef {
         LiveTableDef {
             id: "x".into(),
             name: "clicks".into(),
